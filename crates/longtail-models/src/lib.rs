@@ -1,5 +1,29 @@
-//! Backbones and classifier heads for long-tailed visual recognition.
+//! Backbones and classifier heads for long-tailed visual recognition, on any Burn backend.
+//!
+//! ```no_run
+//! use burn::tensor::{Device, Tensor};
+//! use longtail_models::{Arch, HeadConfig, ModelConfig};
+//!
+//! let device = Device::default();
+//! let config = ModelConfig::new(Arch::Resnet32, 3, 10, HeadConfig::Linear);
+//! let model = config.init(0, &device).unwrap();
+//! let logits = model.predict(Tensor::<4>::zeros([2, 3, 32, 32], &device));
+//! ```
+//!
+//! Every model gives back the pre-pool feature map, the pooled feature and the logits
+//! ([`ModelOutput`]), so feature-map fusion (H2T), feature fusion (FFN) and classifier
+//! re-training (cRT, LWS, tau-norm) all reuse one model type, [`Network`].
 
+pub mod csms;
+pub mod error;
+pub mod heads;
 pub mod init;
 pub mod layers;
+pub mod network;
+pub mod resnet;
 pub mod resnet_cifar;
+pub mod weights;
+
+pub use error::ModelError;
+pub use heads::{Head, HeadConfig, HeadOutput};
+pub use network::{Arch, Backbone, Classifier, CsmsOptions, FeatureFusion, ModelConfig, ModelOutput, Network, count_learnable};

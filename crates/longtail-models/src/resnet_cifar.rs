@@ -34,18 +34,21 @@ impl ResNetCifarConfig {
     }
 
     pub fn init(&self, init: &mut Init) -> ResNetCifar {
-        let stem = conv2d(init, ConvSpec::new(self.in_channels, 16, 3, 1), Fan::In);
-        let stem_bn = batch_norm(init, 16);
-        let mut blocks = Vec::new();
+        let conv1 = conv2d(init, ConvSpec::new(self.in_channels, 16, 3, 1), Fan::In);
+        let bn1 = batch_norm(init, 16);
         let mut in_planes = 16;
+        let mut stages = Vec::new();
         for (planes, first_stride) in [(16, 1), (32, 2), (64, 2)] {
+            let mut stage = Vec::new();
             for b in 0..self.blocks_per_stage {
                 let stride = if b == 0 { first_stride } else { 1 };
-                blocks.push(BasicBlock::init(init, in_planes, planes, stride));
+                stage.push(BasicBlock::init(init, in_planes, planes, stride));
                 in_planes = planes;
             }
+            stages.push(stage);
         }
-        ResNetCifar { stem, stem_bn, blocks }
+        let [layer1, layer2, layer3]: [Vec<BasicBlock>; 3] = stages.try_into().unwrap();
+        ResNetCifar { conv1, bn1, layer1, layer2, layer3 }
     }
 }
 
@@ -89,18 +92,21 @@ impl BasicBlock {
     }
 }
 
-/// A CIFAR ResNet backbone: returns the `[N, 64, H/4, W/4]` feature map before pooling.
+/// A CIFAR ResNet backbone: returns the `[N, 64, H/4, W/4]` feature map before pooling. Field
+/// names follow the LDAM-DRW code (`conv1`, `bn1`, `layer1..3`), so its checkpoints import.
 #[derive(Module, Debug)]
 pub struct ResNetCifar {
-    pub stem: Conv2d,
-    pub stem_bn: BatchNorm,
-    pub blocks: Vec<BasicBlock>,
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm,
+    pub layer1: Vec<BasicBlock>,
+    pub layer2: Vec<BasicBlock>,
+    pub layer3: Vec<BasicBlock>,
 }
 
 impl ResNetCifar {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut out = relu(self.stem_bn.forward(self.stem.forward(x)));
-        for block in &self.blocks {
+        let mut out = relu(self.bn1.forward(self.conv1.forward(x)));
+        for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3) {
             out = block.forward(out);
         }
         out

@@ -1,0 +1,378 @@
+//! Whole models: a backbone and a head ([`Classifier`]), or FFN's two backbones with one cosine
+//! head ([`FeatureFusion`]), behind one [`Network`] type that every method trains and every
+//! application embeds.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::csms::{CsmsResNet, CsmsResNetConfig, FusionWeight, WeightedPath};
+use crate::error::ModelError;
+use crate::heads::{CosineHead, Head, HeadConfig, HeadOutput, LinearInit, l2_normalize};
+use crate::init::Init;
+use crate::layers::global_avg_pool;
+use crate::resnet::{ResNet, ResNetConfig};
+use crate::resnet_cifar::{ResNetCifar, ResNetCifarConfig};
+
+/// Backbone architectures of the zoo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    Resnet20,
+    Resnet32,
+    Resnet44,
+    Resnet56,
+    Resnet110,
+    Resnet50,
+    Resnet152,
+    #[serde(rename = "resnext50-32x4d")]
+    Resnext50_32x4d,
+    CsmsResnet,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 9] = [
+        Arch::Resnet20,
+        Arch::Resnet32,
+        Arch::Resnet44,
+        Arch::Resnet56,
+        Arch::Resnet110,
+        Arch::Resnet50,
+        Arch::Resnet152,
+        Arch::Resnext50_32x4d,
+        Arch::CsmsResnet,
+    ];
+
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Resnet20 => "resnet20",
+            Arch::Resnet32 => "resnet32",
+            Arch::Resnet44 => "resnet44",
+            Arch::Resnet56 => "resnet56",
+            Arch::Resnet110 => "resnet110",
+            Arch::Resnet50 => "resnet50",
+            Arch::Resnet152 => "resnet152",
+            Arch::Resnext50_32x4d => "resnext50-32x4d",
+            Arch::CsmsResnet => "csms-resnet",
+        }
+    }
+
+    fn cifar_blocks(self) -> Option<usize> {
+        match self {
+            Arch::Resnet20 => Some(3),
+            Arch::Resnet32 => Some(5),
+            Arch::Resnet44 => Some(7),
+            Arch::Resnet56 => Some(9),
+            Arch::Resnet110 => Some(18),
+            _ => None,
+        }
+    }
+}
+
+/// Options of the CSMS module (MGKT-MFF).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsmsOptions {
+    #[serde(default = "default_reduction")]
+    pub reduction: usize,
+    #[serde(default)]
+    pub fusion_weight: FusionWeight,
+    #[serde(default)]
+    pub weighted_path: WeightedPath,
+}
+
+fn default_reduction() -> usize {
+    4
+}
+
+impl Default for CsmsOptions {
+    fn default() -> Self {
+        Self { reduction: 4, fusion_weight: FusionWeight::default(), weighted_path: WeightedPath::default() }
+    }
+}
+
+fn default_in_channels() -> usize {
+    3
+}
+
+/// Everything needed to build a model (and to rebuild it before loading weights).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    #[serde(default = "default_in_channels")]
+    pub in_channels: usize,
+    pub num_classes: usize,
+    pub head: HeadConfig,
+    #[serde(default)]
+    pub csms: CsmsOptions,
+    /// FFN: two backbones of `arch` whose L2-normalised features are mixed as
+    /// `w * f_first + (1 - w) * f_second` before one cosine head; this is `w`.
+    #[serde(default)]
+    pub feature_fusion: Option<f64>,
+}
+
+impl ModelConfig {
+    pub fn new(arch: Arch, in_channels: usize, num_classes: usize, head: HeadConfig) -> Self {
+        Self { arch, in_channels, num_classes, head, csms: CsmsOptions::default(), feature_fusion: None }
+    }
+
+    /// Checks the numbers, naming the field at fault.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let err = |m: String| Err(ModelError::Config(m));
+        if self.num_classes < 2 {
+            return err(format!("num_classes must be at least 2, got {}", self.num_classes));
+        }
+        if self.in_channels == 0 {
+            return err("in_channels must be at least 1".into());
+        }
+        match &self.head {
+            HeadConfig::Dual { reweight_weight } if !(0.0..=1.0).contains(reweight_weight) => {
+                return err(format!("head.reweight_weight must be in [0, 1], got {reweight_weight}"));
+            }
+            HeadConfig::CoarseFine { num_coarse } if *num_coarse < 2 => {
+                return err(format!("head.num_coarse must be at least 2, got {num_coarse}"));
+            }
+            HeadConfig::TauNorm { tau } if !tau.is_finite() || *tau < 0.0 => return err(format!("head.tau must be >= 0, got {tau}")),
+            _ => {}
+        }
+        if let Some(w) = self.feature_fusion {
+            if !(0.0..=1.0).contains(&w) {
+                return err(format!("feature_fusion must be in [0, 1], got {w}"));
+            }
+            if self.head != HeadConfig::Cosine {
+                return err("feature_fusion (FFN) needs head = { kind = \"cosine\" }".into());
+            }
+        }
+        if self.csms.reduction == 0 {
+            return err("csms.reduction must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Width of the pooled feature.
+    pub fn feature_dim(&self) -> usize {
+        match self.arch {
+            Arch::Resnet50 | Arch::Resnet152 | Arch::Resnext50_32x4d => 2048,
+            Arch::CsmsResnet => 640,
+            _ => 64,
+        }
+    }
+
+    fn linear_init(&self) -> LinearInit {
+        if self.arch.cifar_blocks().is_some() { LinearInit::KaimingNormal } else { LinearInit::Default }
+    }
+
+    fn backbone(&self, init: &mut Init) -> Backbone {
+        match self.arch {
+            a if a.cifar_blocks().is_some() => Backbone::ResNetCifar(
+                ResNetCifarConfig { blocks_per_stage: a.cifar_blocks().unwrap(), in_channels: self.in_channels }.init(init),
+            ),
+            Arch::Resnet50 => Backbone::ResNet(ResNetConfig::resnet50(self.in_channels).init(init)),
+            Arch::Resnet152 => Backbone::ResNet(ResNetConfig::resnet152(self.in_channels).init(init)),
+            Arch::Resnext50_32x4d => Backbone::ResNet(ResNetConfig::resnext50_32x4d(self.in_channels).init(init)),
+            _ => Backbone::Csms(
+                CsmsResNetConfig {
+                    reduction: self.csms.reduction,
+                    fusion_weight: self.csms.fusion_weight,
+                    weighted_path: self.csms.weighted_path,
+                    ..CsmsResNetConfig::new(self.in_channels)
+                }
+                .init(init),
+            ),
+        }
+    }
+
+    /// Builds the model; the same seed gives the same weights on every device.
+    pub fn init(&self, seed: u64, device: &Device) -> Result<Network, ModelError> {
+        self.validate()?;
+        let mut init = Init::new(seed, device);
+        let d = self.feature_dim();
+        Ok(match self.feature_fusion {
+            None => {
+                let backbone = self.backbone(&mut init);
+                let head = Head::init(&self.head, &mut init, d, self.num_classes, self.linear_init());
+                Network::Classifier(Classifier { backbone, head })
+            }
+            Some(w) => {
+                let first = self.backbone(&mut init);
+                let second = self.backbone(&mut init);
+                let head = CosineHead::init(&mut init, d, self.num_classes);
+                Network::FeatureFusion(FeatureFusion { first, second, head, first_weight: w })
+            }
+        })
+    }
+
+    /// A fresh head of this config's kind (cRT re-initialises the classifier).
+    pub fn init_head(&self, seed: u64, device: &Device) -> Head {
+        let mut init = Init::new(seed, device);
+        Head::init(&self.head, &mut init, self.feature_dim(), self.num_classes, self.linear_init())
+    }
+}
+
+/// Any backbone: image batch `[N, C, H, W]` to feature map before pooling.
+#[derive(Module, Debug)]
+pub enum Backbone {
+    ResNetCifar(ResNetCifar),
+    ResNet(ResNet),
+    Csms(CsmsResNet),
+}
+
+impl Backbone {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Backbone::ResNetCifar(b) => b.forward(x),
+            Backbone::ResNet(b) => b.forward(x),
+            Backbone::Csms(b) => b.forward(x),
+        }
+    }
+}
+
+/// One backbone and one head.
+#[derive(Module, Debug)]
+pub struct Classifier {
+    pub backbone: Backbone,
+    pub head: Head,
+}
+
+/// FFN: two backbones, their L2-normalised pooled features mixed with fixed weights, one cosine
+/// head on the mix (spec 004 §1.3: `z = W_hat^T (w f_hat_1 + (1 - w) f_hat_2)`, not re-normalised).
+#[derive(Module, Debug)]
+pub struct FeatureFusion {
+    pub first: Backbone,
+    pub second: Backbone,
+    pub head: CosineHead,
+    pub first_weight: f64,
+}
+
+impl FeatureFusion {
+    /// The fused feature `w f_hat_1 + (1 - w) f_hat_2`.
+    pub fn fused_feature(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
+        let map = self.first.forward(x.clone());
+        let f1 = l2_normalize(global_avg_pool(map.clone()), 1);
+        let f2 = l2_normalize(global_avg_pool(self.second.forward(x)), 1);
+        (map, f1 * self.first_weight + f2 * (1.0 - self.first_weight))
+    }
+}
+
+/// Everything a forward pass gives back.
+#[derive(Debug, Clone)]
+pub struct ModelOutput {
+    /// The last feature map before global pooling (H2T fuses these).
+    pub feature_map: Tensor<4>,
+    /// The pooled feature.
+    pub features: Tensor<2>,
+    pub logits: Tensor<2>,
+    pub aux: Option<Tensor<2>>,
+}
+
+/// The model type every method trains.
+#[derive(Module, Debug)]
+pub enum Network {
+    Classifier(Classifier),
+    FeatureFusion(FeatureFusion),
+}
+
+impl Network {
+    /// Training-time forward pass.
+    pub fn forward(&self, x: Tensor<4>) -> ModelOutput {
+        match self {
+            Network::Classifier(m) => {
+                let feature_map = m.backbone.forward(x);
+                let features = global_avg_pool(feature_map.clone());
+                let HeadOutput { logits, aux } = m.head.forward(features.clone());
+                ModelOutput { feature_map, features, logits, aux }
+            }
+            Network::FeatureFusion(m) => {
+                let (feature_map, features) = m.fused_feature(x);
+                let logits = m.head.forward_unnormalized_input(features.clone());
+                ModelOutput { feature_map, features, logits, aux: None }
+            }
+        }
+    }
+
+    /// Test-time logits (HRDC's fused branches, MGKT's fine head, plain logits otherwise).
+    pub fn predict(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Network::Classifier(m) => m.head.predict(global_avg_pool(m.backbone.forward(x))),
+            Network::FeatureFusion(_) => self.forward(x).logits,
+        }
+    }
+
+    /// Applies the head to pooled features (after feature-map fusion, H2T).
+    pub fn head_forward(&self, features: Tensor<2>) -> HeadOutput {
+        match self {
+            Network::Classifier(m) => m.head.forward(features),
+            Network::FeatureFusion(m) => HeadOutput { logits: m.head.forward_unnormalized_input(features), aux: None },
+        }
+    }
+
+    /// The backbone of a single-backbone model.
+    pub fn backbone(&self) -> Option<&Backbone> {
+        match self {
+            Network::Classifier(m) => Some(&m.backbone),
+            Network::FeatureFusion(_) => None,
+        }
+    }
+
+    pub fn head(&self) -> Option<&Head> {
+        match self {
+            Network::Classifier(m) => Some(&m.head),
+            Network::FeatureFusion(_) => None,
+        }
+    }
+
+    /// Replaces the head of a single-backbone model.
+    pub fn with_head(self, head: Head) -> Self {
+        match self {
+            Network::Classifier(m) => Network::Classifier(Classifier { backbone: m.backbone, head }),
+            other => other,
+        }
+    }
+
+    /// Freezes every backbone: no gradients, and batch norms in inference mode unless
+    /// `shift_bn` (MiSLAS / H2T's "shift learning on BN": running statistics keep adapting).
+    pub fn freeze_backbones(self, shift_bn: bool) -> Self {
+        let freeze = |b: Backbone| if shift_bn { b.no_grad() } else { b.freeze() };
+        match self {
+            Network::Classifier(m) => Network::Classifier(Classifier { backbone: freeze(m.backbone), head: m.head }),
+            Network::FeatureFusion(m) => Network::FeatureFusion(FeatureFusion {
+                first: freeze(m.first),
+                second: freeze(m.second),
+                head: m.head,
+                first_weight: m.first_weight,
+            }),
+        }
+    }
+
+    /// Number of learnable parameters (batch-norm running statistics excluded).
+    pub fn num_trainable_params(&self) -> usize {
+        count_learnable(self)
+    }
+}
+
+/// Counts parameters of any module, leaving out batch-norm running statistics.
+pub fn count_learnable<M: Module>(module: &M) -> usize {
+    struct Counter {
+        path: Vec<String>,
+        total: usize,
+    }
+    impl ModuleVisitor for Counter {
+        fn enter_module(&mut self, name: &str, _container: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let last = self.path.last().map(String::as_str).unwrap_or("");
+            if last != "running_mean" && last != "running_var" {
+                self.total += param.lazy_shape().num_elements();
+            }
+        }
+    }
+    let mut counter = Counter { path: Vec::new(), total: 0 };
+    module.visit(&mut counter);
+    counter.total
+}
