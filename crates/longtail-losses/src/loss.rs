@@ -1,0 +1,298 @@
+//! Runtime losses: a [`LossSpec`] bound to the training counts and a device.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Distribution, Int, Tensor};
+
+use crate::class_stats::{
+    ClassWeighting, cdt_factors, hierarchical_factors, kps_constants, label_aware_smoothing, ldam_margins, normalized_log_gap,
+};
+use crate::functional::{class_weighted, constant, cross_entropy, nll, one_hot, per_sample};
+use crate::spec::{BranchSchedule, Curriculum, LossSpec};
+
+/// Errors of loss construction and evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum LossError {
+    #[error("loss `{loss}`: {msg}")]
+    Invalid { loss: &'static str, msg: String },
+    #[error("loss `{loss}` needs {what}, which the model does not provide")]
+    MissingInput { loss: &'static str, what: &'static str },
+}
+
+/// The model outputs and labels of one batch.
+#[derive(Debug, Clone)]
+pub struct LossInputs {
+    pub logits: Tensor<2>,
+    /// The second head (HRDC's re-weighting branch, MGKT's coarse head).
+    pub aux: Option<Tensor<2>>,
+    /// Pooled features (FBL).
+    pub features: Option<Tensor<2>>,
+    pub targets: Tensor<1, Int>,
+    pub coarse_targets: Option<Tensor<1, Int>>,
+}
+
+/// Where training is: the 0-based epoch of the stage and the stage's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossState {
+    pub epoch: usize,
+    pub total_epochs: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Ce,
+    Weighted { weights: Tensor<1> },
+    Focal { gamma: f64, weights: Option<Tensor<1>> },
+    Smoothing { epsilon: f64 },
+    Ldam { margins: Tensor<1>, scale: f64 },
+    Offset { offsets: Tensor<1> },
+    Cdt { inv: Tensor<1> },
+    Las { epsilon: Tensor<1> },
+    Kps { r: Tensor<1>, m: Tensor<1>, s: Tensor<1>, base_scale: f64, ga_epoch: Option<usize> },
+    Fbl { lambda: Tensor<1>, strength: f64, curriculum: Curriculum, end_fraction: f64 },
+    Gcl { delta: Tensor<1>, scale: f64, noise_mul: f64, sigma: f64, margin: f64, focal_gamma: f64 },
+    Hrdc { inv: Tensor<1>, schedule: BranchSchedule, reweight: Option<Box<Loss>> },
+    Mg { coarse_epochs: usize, fine_epochs: usize, magnitude_scaling: bool, drw: Option<(usize, Tensor<1>, Tensor<1>)> },
+}
+
+/// A loss bound to class counts and a device.
+#[derive(Debug, Clone)]
+pub struct Loss {
+    spec: LossSpec,
+    kind: Kind,
+    num_classes: usize,
+}
+
+fn check(ok: bool, loss: &'static str, msg: impl Into<String>) -> Result<(), LossError> {
+    if ok { Ok(()) } else { Err(LossError::Invalid { loss, msg: msg.into() }) }
+}
+
+impl Loss {
+    /// Binds `spec` to the training counts (`coarse_counts` for hierarchical losses).
+    pub fn new(spec: &LossSpec, counts: &[usize], coarse_counts: Option<&[usize]>, device: &Device) -> Result<Self, LossError> {
+        let name = spec.name();
+        check(counts.len() >= 2, name, "needs at least two classes")?;
+        check(counts.iter().all(|&n| n > 0), name, "every class needs at least one training image")?;
+        let c = |v: &[f64]| constant(v, device);
+        let kind = match spec {
+            LossSpec::Ce => Kind::Ce,
+            LossSpec::WeightedCe { weighting } => Kind::Weighted { weights: c(&weights(weighting, counts, name)?) },
+            LossSpec::Focal { gamma, weighting } => {
+                check(*gamma >= 0.0, name, format!("gamma must be >= 0, got {gamma}"))?;
+                let weights = weighting.as_ref().map(|w| weights(w, counts, name)).transpose()?.map(|w| c(&w));
+                Kind::Focal { gamma: *gamma, weights }
+            }
+            LossSpec::LabelSmoothing { epsilon } => {
+                check((0.0..1.0).contains(epsilon), name, format!("epsilon must be in [0, 1), got {epsilon}"))?;
+                Kind::Smoothing { epsilon: *epsilon }
+            }
+            LossSpec::Ldam { max_margin, scale } => {
+                check(*max_margin >= 0.0 && *scale > 0.0, name, "max_margin must be >= 0 and scale > 0")?;
+                Kind::Ldam { margins: c(&ldam_margins(counts, *max_margin)), scale: *scale }
+            }
+            LossSpec::BalancedSoftmax => Kind::Offset { offsets: c(&counts.iter().map(|&n| (n as f64).ln()).collect::<Vec<_>>()) },
+            LossSpec::LogitAdjusted { tau } => {
+                let total: usize = counts.iter().sum();
+                Kind::Offset { offsets: c(&counts.iter().map(|&n| tau * (n as f64 / total as f64).ln()).collect::<Vec<_>>()) }
+            }
+            LossSpec::Cdt { gamma } => Kind::Cdt { inv: c(&cdt_factors(counts, *gamma).iter().map(|a| 1.0 / a).collect::<Vec<_>>()) },
+            LossSpec::LabelAwareSmoothing { head, tail, shape } => {
+                check((0.0..1.0).contains(head) && (0.0..1.0).contains(tail), name, "head and tail smoothing must be in [0, 1)")?;
+                Kind::Las { epsilon: c(&label_aware_smoothing(counts, *head, *tail, *shape)) }
+            }
+            LossSpec::Kps { n_base, max_margin, base_scale, ga_epoch, scale_cap } => {
+                check(*n_base > 1.0 && *max_margin >= 0.0 && *base_scale > 0.0, name, "needs n_base > 1, max_margin >= 0, base_scale > 0")?;
+                let (r, m, mut s) = kps_constants(counts, *n_base, *max_margin, *base_scale);
+                if let Some(cap) = scale_cap {
+                    s.iter_mut().for_each(|v| *v = v.min(*cap));
+                }
+                Kind::Kps { r: c(&r), m: c(&m), s: c(&s), base_scale: *base_scale, ga_epoch: *ga_epoch }
+            }
+            LossSpec::Fbl { strength, curriculum, end_fraction } => {
+                check(*strength >= 0.0 && *end_fraction > 0.0 && *end_fraction <= 1.0, name, "needs strength >= 0 and end_fraction in (0, 1]")?;
+                Kind::Fbl { lambda: c(&normalized_log_gap(counts)), strength: *strength, curriculum: *curriculum, end_fraction: *end_fraction }
+            }
+            LossSpec::Gcl { scale, noise_mul, sigma, margin, focal_gamma } => {
+                check(*scale > 0.0 && *noise_mul >= 0.0 && *sigma >= 0.0 && *focal_gamma >= 0.0, name, "needs scale > 0 and non-negative noise_mul, sigma, focal_gamma")?;
+                Kind::Gcl {
+                    delta: c(&normalized_log_gap(counts)),
+                    scale: *scale,
+                    noise_mul: *noise_mul,
+                    sigma: *sigma,
+                    margin: *margin,
+                    focal_gamma: *focal_gamma,
+                }
+            }
+            LossSpec::Hrdc { gamma, levels, schedule, reweight_loss } => {
+                check(*gamma >= 0.0, name, format!("gamma must be >= 0, got {gamma}"))?;
+                if let BranchSchedule::Segmented { switch_fraction } = schedule {
+                    check((0.0..=1.0).contains(switch_fraction), name, "switch_fraction must be in [0, 1]")?;
+                }
+                let reweight = reweight_loss.as_ref().map(|s| Loss::new(s, counts, coarse_counts, device).map(Box::new)).transpose()?;
+                let inv: Vec<f64> = hierarchical_factors(counts, *gamma, levels).iter().map(|a| 1.0 / a).collect();
+                Kind::Hrdc { inv: c(&inv), schedule: *schedule, reweight }
+            }
+            LossSpec::MultiGranularity { coarse_epochs, fine_epochs, magnitude_scaling, drw_epoch } => {
+                let coarse = coarse_counts.ok_or(LossError::MissingInput { loss: name, what: "a class hierarchy (coarse labels)" })?;
+                check(coarse.iter().all(|&n| n > 0), name, "every coarse class needs training images")?;
+                let drw = drw_epoch.map(|e| {
+                    let w = ClassWeighting::InverseFrequency;
+                    (e, c(&w.weights(counts)), c(&w.weights(coarse)))
+                });
+                Kind::Mg { coarse_epochs: *coarse_epochs, fine_epochs: *fine_epochs, magnitude_scaling: *magnitude_scaling, drw }
+            }
+        };
+        Ok(Self { spec: spec.clone(), kind, num_classes: counts.len() })
+    }
+
+    pub fn spec(&self) -> &LossSpec {
+        &self.spec
+    }
+
+    /// Per-sample losses `[N]`; their mean is the batch loss.
+    pub fn per_sample(&self, inputs: &LossInputs, state: LossState) -> Result<Tensor<1>, LossError> {
+        let name = self.spec.name();
+        let y = || inputs.targets.clone();
+        let z = || inputs.logits.clone();
+        let k = self.num_classes;
+        Ok(match &self.kind {
+            Kind::Ce => cross_entropy(z(), y()),
+            Kind::Weighted { weights } => class_weighted(cross_entropy(z(), y()), weights, y()),
+            Kind::Focal { gamma, weights } => {
+                let ce = cross_entropy(z(), y());
+                let p = ce.clone().neg().exp();
+                let l = p.neg().add_scalar(1.0).clamp_min(0.0).powf_scalar(*gamma) * ce;
+                match weights {
+                    Some(w) => l * per_sample(w, y()),
+                    None => l,
+                }
+            }
+            Kind::Smoothing { epsilon } => {
+                let q = one_hot(y(), k).mul_scalar(1.0 - epsilon).add_scalar(epsilon / k as f64);
+                (log_softmax(z(), 1) * q).sum_dim(1).reshape([q_rows(&inputs.logits)]).neg()
+            }
+            Kind::Las { epsilon } => {
+                let logp = log_softmax(z(), 1);
+                let eps = per_sample(epsilon, y());
+                let smooth = logp.clone().mean_dim(1).reshape([q_rows(&inputs.logits)]).neg();
+                nll(logp, y()) * eps.clone().neg().add_scalar(1.0) + smooth * eps
+            }
+            Kind::Ldam { margins, scale } => {
+                let m = per_sample(margins, y()).unsqueeze_dim(1);
+                cross_entropy((z() - one_hot(y(), k) * m).mul_scalar(*scale), y())
+            }
+            Kind::Offset { offsets } => cross_entropy(z() + offsets.clone().unsqueeze_dim(0), y()),
+            Kind::Cdt { inv } => cross_entropy(z() * inv.clone().unsqueeze_dim(0), y()),
+            Kind::Kps { r, m, s, base_scale, ga_epoch } => {
+                let margin = per_sample(m, y()).unsqueeze_dim(1);
+                let adjusted = z() * r.clone().unsqueeze_dim(0) - one_hot(y(), k) * margin;
+                let ga = ga_epoch.is_some_and(|e| state.epoch >= e);
+                let scaled = if ga { adjusted * per_sample(s, y()).unsqueeze_dim(1) } else { adjusted.mul_scalar(*base_scale) };
+                cross_entropy(scaled, y())
+            }
+            Kind::Fbl { lambda, strength, curriculum, end_fraction } => {
+                let f = inputs.features.clone().ok_or(LossError::MissingInput { loss: name, what: "pooled features" })?;
+                let x = state.epoch as f64 / (end_fraction * state.total_epochs as f64);
+                let alpha = strength * curriculum.value(x);
+                let norm = f.powi_scalar(2).sum_dim(1).sqrt().add_scalar(1e-12);
+                let shift = lambda.clone().unsqueeze_dim(0).mul_scalar(alpha) / norm;
+                cross_entropy(z() - shift, y())
+            }
+            Kind::Gcl { delta, scale, noise_mul, sigma, margin, focal_gamma } => {
+                let logits = z();
+                let noise = Tensor::<2>::random(logits.dims(), Distribution::Normal(0.0, *sigma), &logits.device()).clamp(-1.0, 1.0).abs();
+                let mut clouded = logits - noise * delta.clone().unsqueeze_dim(0).mul_scalar(*noise_mul);
+                if *margin != 0.0 {
+                    clouded = clouded - one_hot(y(), k).mul_scalar(*margin);
+                }
+                let ce = cross_entropy(clouded.mul_scalar(*scale), y());
+                if *focal_gamma > 0.0 {
+                    let w = ce.clone().neg().exp().neg().add_scalar(1.0).clamp_min(0.0).powf_scalar(*focal_gamma).detach();
+                    w * ce
+                } else {
+                    ce
+                }
+            }
+            Kind::Hrdc { inv, schedule, reweight } => {
+                let aux = inputs.aux.clone().ok_or(LossError::MissingInput { loss: name, what: "a dual (plain + re-weighting) head" })?;
+                let alpha = schedule.alpha(state.epoch, state.total_epochs);
+                let l_c = cross_entropy(z(), y());
+                let l_r = match reweight {
+                    None => cross_entropy(aux * inv.clone().unsqueeze_dim(0), y()),
+                    Some(loss) => loss.per_sample(&LossInputs { logits: aux, aux: None, ..inputs.clone() }, state)?,
+                };
+                l_c.mul_scalar(alpha) + l_r.mul_scalar(1.0 - alpha)
+            }
+            Kind::Mg { coarse_epochs, fine_epochs, magnitude_scaling, drw } => {
+                let lambda = mg_lambda(state.epoch, state.total_epochs, *coarse_epochs, *fine_epochs);
+                let drw_on = drw.as_ref().filter(|(e, _, _)| state.epoch >= *e);
+                let fine = || {
+                    let l = cross_entropy(z(), y());
+                    match drw_on {
+                        Some((_, w, _)) => class_weighted(l, w, y()),
+                        None => l,
+                    }
+                };
+                let coarse = || -> Result<Tensor<1>, LossError> {
+                    let aux = inputs.aux.clone().ok_or(LossError::MissingInput { loss: name, what: "a coarse + fine head" })?;
+                    let yc = inputs.coarse_targets.clone().ok_or(LossError::MissingInput { loss: name, what: "coarse labels" })?;
+                    let l = cross_entropy(aux, yc.clone());
+                    Ok(match drw_on {
+                        Some((_, _, w)) => class_weighted(l, w, yc),
+                        None => l,
+                    })
+                };
+                if lambda >= 1.0 {
+                    coarse()?
+                } else if lambda <= 0.0 {
+                    fine()
+                } else {
+                    let (lc, lf) = (coarse()?, fine());
+                    let s = if *magnitude_scaling { magnitude_factor(&lc, &lf) } else { 1.0 };
+                    lc.mul_scalar(lambda) + lf.mul_scalar((1.0 - lambda) * s)
+                }
+            }
+        })
+    }
+
+    /// The batch loss (mean of [`Loss::per_sample`]).
+    pub fn forward(&self, inputs: &LossInputs, state: LossState) -> Result<Tensor<1>, LossError> {
+        Ok(self.per_sample(inputs, state)?.mean())
+    }
+}
+
+fn q_rows(t: &Tensor<2>) -> usize {
+    t.dims()[0]
+}
+
+fn weights(w: &ClassWeighting, counts: &[usize], name: &'static str) -> Result<Vec<f64>, LossError> {
+    if let ClassWeighting::EffectiveNumber { beta } = w {
+        check((0.0..1.0).contains(beta), name, format!("beta must be in [0, 1), got {beta}"))?;
+    }
+    Ok(w.weights(counts))
+}
+
+/// MGKT's lambda at 0-based `epoch` (authors' code): 1 before `coarse_epochs`, 0 in the last
+/// `fine_epochs`, `1 - ((t + 1 - E_c) / (E_max - E_f - E_c))^2` in between.
+pub fn mg_lambda(epoch: usize, total: usize, coarse_epochs: usize, fine_epochs: usize) -> f64 {
+    let fine_start = total.saturating_sub(fine_epochs);
+    if epoch < coarse_epochs {
+        1.0
+    } else if epoch >= fine_start {
+        0.0
+    } else {
+        let span = (fine_start - coarse_epochs) as f64;
+        (1.0 - ((epoch + 1 - coarse_epochs) as f64 / span).powi(2)).max(0.0)
+    }
+}
+
+/// `10^(floor(log10 L_c) - floor(log10 L_f))` of the batch means (the authors' code).
+fn magnitude_factor(coarse: &Tensor<1>, fine: &Tensor<1>) -> f64 {
+    let lc: f32 = coarse.clone().mean().into_scalar();
+    let lf: f32 = fine.clone().mean().into_scalar();
+    if lc > 0.0 && lf > 0.0 { 10f64.powf((lc as f64).log10().floor() - (lf as f64).log10().floor()) } else { 1.0 }
+}
+
+/// Applies class weights to per-sample losses so their mean is the class-weighted mean (DRW).
+pub fn reweight(per_sample_losses: Tensor<1>, class_weights: &Tensor<1>, targets: Tensor<1, Int>) -> Tensor<1> {
+    class_weighted(per_sample_losses, class_weights, targets)
+}

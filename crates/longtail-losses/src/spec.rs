@@ -1,0 +1,232 @@
+//! Serializable loss specifications with the papers' defaults.
+
+use serde::{Deserialize, Serialize};
+
+use crate::class_stats::{ClassWeighting, LevelSplit, SmoothingShape};
+
+/// FBL's curriculum `alpha(t)` (thesis Table 4.4). `t` runs over `[0, end_fraction * T]`;
+/// `end_fraction = 0.95` reproduces the authors' `(epoch / (T - 10))^2` at `T = 200`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Curriculum {
+    /// `(t/T)^2` (Eq. 4.7, the thesis's choice).
+    #[default]
+    Parabolic,
+    Linear,
+    Sine,
+    Cosine,
+    LinearDecrease,
+    Constant,
+}
+
+impl Curriculum {
+    /// `alpha(t)` for progress `x = t / (end_fraction T)`.
+    pub fn value(self, x: f64) -> f64 {
+        use std::f64::consts::FRAC_PI_2;
+        match self {
+            Curriculum::Parabolic => x * x,
+            Curriculum::Linear => x,
+            Curriculum::Sine => (x * FRAC_PI_2).sin(),
+            Curriculum::Cosine => 1.0 - (x * FRAC_PI_2).cos(),
+            Curriculum::LinearDecrease => 1.0 - x,
+            Curriculum::Constant => 1.0,
+        }
+    }
+}
+
+/// HRDC's weight `alpha` between the plain and the re-weighting branch (Table 6 strategies).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum BranchSchedule {
+    /// `alpha = (1 - T/T_max)^2`, `T = 1..T_max` (Eq. 6, the paper's choice).
+    #[default]
+    Quadratic,
+    /// `alpha = 0.5`.
+    Equal,
+    /// `alpha = 1` up to `T = switch_fraction * T_max`, then 0 (BBN's code switches at 120/200).
+    Segmented { switch_fraction: f64 },
+    /// `alpha = cos(pi/2 * T/T_max)`.
+    Cosine,
+}
+
+impl BranchSchedule {
+    /// `alpha` at 0-based `epoch` of `total` (the paper's `T = epoch + 1`).
+    pub fn alpha(self, epoch: usize, total: usize) -> f64 {
+        let t = (epoch + 1) as f64 / total as f64;
+        match self {
+            BranchSchedule::Quadratic => (1.0 - t).powi(2),
+            BranchSchedule::Equal => 0.5,
+            BranchSchedule::Segmented { switch_fraction } => {
+                if t <= switch_fraction { 1.0 } else { 0.0 }
+            }
+            BranchSchedule::Cosine => (t * std::f64::consts::FRAC_PI_2).cos(),
+        }
+    }
+}
+
+fn ldam_max_margin() -> f64 {
+    0.5
+}
+fn ldam_scale() -> f64 {
+    30.0
+}
+fn one() -> f64 {
+    1.0
+}
+fn kps_n_base() -> f64 {
+    50.0
+}
+fn kps_base_scale() -> f64 {
+    15.0
+}
+fn fbl_end() -> f64 {
+    0.95
+}
+fn gcl_sigma() -> f64 {
+    1.0 / 3.0
+}
+fn gcl_noise_mul() -> f64 {
+    0.5
+}
+fn hrdc_split() -> LevelSplit {
+    LevelSplit::Thresholds { many_above: 100, few_below: 20 }
+}
+
+/// A loss and its hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum LossSpec {
+    /// Softmax cross-entropy.
+    Ce,
+    /// Class-weighted cross-entropy (weighted mean, as PyTorch's `weight=`).
+    WeightedCe { weighting: ClassWeighting },
+    /// Focal loss `-(1 - p_y)^gamma log p_y` (Lin et al. 2017); with `weighting`, CB-focal
+    /// (Cui et al. 2019): each sample's term times its class weight.
+    Focal {
+        gamma: f64,
+        #[serde(default)]
+        weighting: Option<ClassWeighting>,
+    },
+    /// Cross-entropy against `(1 - epsilon) onehot + epsilon / C`.
+    LabelSmoothing { epsilon: f64 },
+    /// LDAM (Cao et al. 2019): `CE(s (z - Delta_y e_y))`, `Delta_j ∝ n_j^(-1/4)`, largest 0.5, s = 30,
+    /// on a cosine classifier.
+    Ldam {
+        #[serde(default = "ldam_max_margin")]
+        max_margin: f64,
+        #[serde(default = "ldam_scale")]
+        scale: f64,
+    },
+    /// Balanced softmax (Ren et al. 2020): `CE(z + log n)`.
+    BalancedSoftmax,
+    /// Logit-adjusted loss (Menon et al. 2021): `CE(z + tau log pi)`.
+    LogitAdjusted {
+        #[serde(default = "one")]
+        tau: f64,
+    },
+    /// Class-dependent temperatures (Ye et al. 2020): `CE(z / a)`, `a_j = (n_max/n_j)^gamma`.
+    Cdt { gamma: f64 },
+    /// MiSLAS label-aware smoothing (Zhong et al. 2021).
+    LabelAwareSmoothing {
+        head: f64,
+        tail: f64,
+        #[serde(default)]
+        shape: SmoothingShape,
+    },
+    /// KPS (thesis Ch. 3, Eq. 3.16) with gradient adjustment (Eq. 3.26) from `ga_epoch` on.
+    Kps {
+        #[serde(default = "kps_n_base")]
+        n_base: f64,
+        max_margin: f64,
+        #[serde(default = "kps_base_scale")]
+        base_scale: f64,
+        /// First 0-based epoch of the GA phase (the authors' code: 120 of 200); none = plain KPS.
+        #[serde(default)]
+        ga_epoch: Option<usize>,
+        /// Upper clamp of the per-class scale (the authors' code: 50; the thesis has none).
+        #[serde(default)]
+        scale_cap: Option<f64>,
+    },
+    /// Feature-balanced loss (thesis Ch. 4, Eq. 4.8): `CE(z - alpha(t) A lambda_hat / ‖f‖)`.
+    Fbl {
+        /// `A`: 60 for CIFAR, 150 for the large-scale datasets (authors' code).
+        strength: f64,
+        #[serde(default)]
+        curriculum: Curriculum,
+        #[serde(default = "fbl_end")]
+        end_fraction: f64,
+    },
+    /// Gaussian clouded logit (thesis Ch. 5, Eq. 5.11-5.12) on a cosine classifier.
+    Gcl {
+        scale: f64,
+        #[serde(default = "gcl_noise_mul")]
+        noise_mul: f64,
+        #[serde(default = "gcl_sigma")]
+        sigma: f64,
+        /// Target margin (the code's stage II: 0.1; thesis: 0).
+        #[serde(default)]
+        margin: f64,
+        /// Focal factor `(1 - p)^gamma` on each term (the code's stage II: 1; thesis: 0).
+        #[serde(default)]
+        focal_gamma: f64,
+    },
+    /// HRDC (Zhang et al.): `alpha CE(z_C) + (1 - alpha) L_R(z_R)` on a dual head, `L_R` the
+    /// hierarchical rebalancing loss `CE(z_R / a^H)` (Eqs. 5-9) unless `reweight_loss` replaces
+    /// it (Table 5 ablation).
+    Hrdc {
+        gamma: f64,
+        #[serde(default = "hrdc_split")]
+        levels: LevelSplit,
+        #[serde(default)]
+        schedule: BranchSchedule,
+        #[serde(default)]
+        reweight_loss: Option<Box<LossSpec>>,
+    },
+    /// MGKT's multi-granularity loss `lambda CE_coarse + (1 - lambda) CE_fine` (Eq. 12) with the
+    /// three-phase schedule (coarse only before `coarse_epochs`, fine only in the last
+    /// `fine_epochs`), on a coarse + fine head.
+    MultiGranularity {
+        coarse_epochs: usize,
+        fine_epochs: usize,
+        /// The authors' code rescales the fine loss to the coarse loss's power of ten in the
+        /// joint phase; the paper does not.
+        #[serde(default)]
+        magnitude_scaling: bool,
+        /// Hierarchical DRW (inverse-frequency weights on both heads) from this 0-based epoch.
+        #[serde(default)]
+        drw_epoch: Option<usize>,
+    },
+}
+
+impl LossSpec {
+    /// Whether the loss expects cosine logits (a cosine classifier).
+    pub fn wants_cosine_head(&self) -> bool {
+        matches!(self, LossSpec::Ldam { .. } | LossSpec::Kps { .. } | LossSpec::Gcl { .. })
+    }
+
+    /// Whether the loss needs a second head (HRDC's dual or MGKT's coarse+fine).
+    pub fn needs_aux_head(&self) -> bool {
+        matches!(self, LossSpec::Hrdc { .. } | LossSpec::MultiGranularity { .. })
+    }
+
+    /// Short human-readable name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LossSpec::Ce => "CE",
+            LossSpec::WeightedCe { .. } => "weighted CE",
+            LossSpec::Focal { weighting: None, .. } => "focal",
+            LossSpec::Focal { .. } => "CB-focal",
+            LossSpec::LabelSmoothing { .. } => "label smoothing",
+            LossSpec::Ldam { .. } => "LDAM",
+            LossSpec::BalancedSoftmax => "balanced softmax",
+            LossSpec::LogitAdjusted { .. } => "logit-adjusted",
+            LossSpec::Cdt { .. } => "CDT",
+            LossSpec::LabelAwareSmoothing { .. } => "label-aware smoothing",
+            LossSpec::Kps { .. } => "KPS",
+            LossSpec::Fbl { .. } => "FBL",
+            LossSpec::Gcl { .. } => "GCL",
+            LossSpec::Hrdc { .. } => "HRDC",
+            LossSpec::MultiGranularity { .. } => "multi-granularity",
+        }
+    }
+}
