@@ -15,6 +15,7 @@ pub mod readers;
 pub mod sampler;
 pub mod shots;
 pub mod source;
+pub mod synthetic;
 pub mod transform;
 
 pub use dataset::{Dataset, ImageStore, Splits};

@@ -28,8 +28,12 @@ pub enum SamplerSpec {
     /// Progressively-balanced over the stage's epochs.
     Progressive,
     Reversed,
-    /// One weight per class, applied to each of its samples (GCL's CBEN sampler uses Eq. 5.13).
+    /// One weight per class, applied to each of its samples.
     ClassWeighted { weights: Vec<f64> },
+    /// Per-sample weight `(1 - beta) / (1 - beta^n_y)` (class-balanced effective number).
+    EffectiveNumber { beta: f64 },
+    /// GCL's class-based effective number (thesis Eqs. 5.13-5.15), `beta_j` in `[a, a + b]`.
+    Cben { a: f64, b: f64 },
 }
 
 /// Draws epochs of sample indices for one dataset.
@@ -55,6 +59,22 @@ impl Sampler {
         for (i, &l) in labels.iter().enumerate() {
             by_class[l].push(i);
         }
+        let counts: Vec<usize> = by_class.iter().map(Vec::len).collect();
+        let spec = match spec {
+            SamplerSpec::EffectiveNumber { beta } => {
+                if !(0.0..1.0).contains(&beta) {
+                    return Err(DataError::invalid("sampler.beta", format!("must be in [0, 1), got {beta}")));
+                }
+                SamplerSpec::ClassWeighted { weights: effective_number_weights(&counts, beta) }
+            }
+            SamplerSpec::Cben { a, b } => {
+                if !(0.0..1.0).contains(&a) || b < 0.0 || a + b >= 1.0 {
+                    return Err(DataError::invalid("sampler", format!("CBEN needs 0 <= a, b and a + b < 1 (got a = {a}, b = {b})")));
+                }
+                SamplerSpec::ClassWeighted { weights: cben_weights(&counts, a, b) }
+            }
+            other => other,
+        };
         if let SamplerSpec::ClassWeighted { weights } = &spec {
             if weights.len() != num_classes {
                 return Err(DataError::invalid("sampler.weights", format!("{} weights for {num_classes} classes", weights.len())));
@@ -88,6 +108,7 @@ impl Sampler {
                 present(&|n| max / n)
             }
             SamplerSpec::ClassWeighted { weights } => counts.iter().zip(weights).map(|(n, w)| n * w).collect(),
+            SamplerSpec::EffectiveNumber { .. } | SamplerSpec::Cben { .. } => unreachable!("resolved to class weights in Sampler::new"),
             SamplerSpec::Progressive => {
                 let t = if total_epochs == 0 { 0.0 } else { epoch as f64 / total_epochs as f64 };
                 let total: f64 = counts.iter().sum();
@@ -133,9 +154,9 @@ impl Sampler {
 }
 
 /// Effective-number class weights `(1 - beta) / (1 - beta^n_j)` (Cui et al. 2019), normalised to
-/// sum to the number of classes.
+/// sum to the number of classes. Classes without samples get weight 0.
 pub fn effective_number_weights(counts: &[usize], beta: f64) -> Vec<f64> {
-    let raw: Vec<f64> = counts.iter().map(|&n| (1.0 - beta) / (1.0 - beta.powi(n as i32))).collect();
+    let raw: Vec<f64> = counts.iter().map(|&n| if n == 0 { 0.0 } else { (1.0 - beta) / (1.0 - beta.powi(n as i32)) }).collect();
     let sum: f64 = raw.iter().sum();
     raw.iter().map(|w| w / sum * counts.len() as f64).collect()
 }
@@ -146,7 +167,7 @@ pub fn effective_number_weights(counts: &[usize], beta: f64) -> Vec<f64> {
 /// `b = 0.0009` (beta in [0.999, 0.9999]).
 pub fn cben_weights(counts: &[usize], a: f64, b: f64) -> Vec<f64> {
     let n_max = *counts.iter().max().unwrap_or(&1) as f64;
-    let delta: Vec<f64> = counts.iter().map(|&n| n_max.ln() - (n as f64).ln()).collect();
+    let delta: Vec<f64> = counts.iter().map(|&n| n_max.ln() - (n.max(1) as f64).ln()).collect();
     let (lo, hi) = delta.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &d| (lo.min(d), hi.max(d)));
     let span = if hi > lo { hi - lo } else { 1.0 };
     let gamma: Vec<f64> = counts
@@ -154,7 +175,7 @@ pub fn cben_weights(counts: &[usize], a: f64, b: f64) -> Vec<f64> {
         .zip(&delta)
         .map(|(&n, &d)| {
             let beta = b * (d - lo) / span + a;
-            (1.0 - beta) / (1.0 - beta.powi(n as i32))
+            if n == 0 { 0.0 } else { (1.0 - beta) / (1.0 - beta.powi(n as i32)) }
         })
         .collect();
     let sum: f64 = gamma.iter().sum();

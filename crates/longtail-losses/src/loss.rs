@@ -1,7 +1,7 @@
 //! Runtime losses: a [`LossSpec`] bound to the training counts and a device.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Distribution, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 
 use crate::class_stats::{
     ClassWeighting, cdt_factors, hierarchical_factors, kps_constants, label_aware_smoothing, ldam_margins, normalized_log_gap,
@@ -30,11 +30,29 @@ pub struct LossInputs {
     pub coarse_targets: Option<Tensor<1, Int>>,
 }
 
-/// Where training is: the 0-based epoch of the stage and the stage's length.
+/// Where training is: the 0-based epoch of the stage, the stage's length, and the seed of this
+/// step's random draws (GCL's clouds), so a step is reproducible whatever else runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LossState {
     pub epoch: usize,
     pub total_epochs: usize,
+    pub seed: u64,
+}
+
+impl LossState {
+    pub fn new(epoch: usize, total_epochs: usize) -> Self {
+        Self { epoch, total_epochs, seed: 0 }
+    }
+}
+
+/// `N(0, sigma^2)` noise of `shape` drawn from a seeded host stream.
+fn gaussian(shape: [usize; 2], sigma: f64, seed: u64, device: &Device) -> Tensor<2> {
+    use rand::SeedableRng;
+    use rand_distr::Distribution as _;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let normal = rand_distr::Normal::new(0.0, sigma.max(0.0)).expect("sigma >= 0");
+    let values: Vec<f32> = (0..shape[0] * shape[1]).map(|_| normal.sample(&mut rng) as f32).collect();
+    Tensor::from_data(burn::tensor::TensorData::new(values, shape), device)
 }
 
 #[derive(Debug, Clone)]
@@ -199,7 +217,7 @@ impl Loss {
             }
             Kind::Gcl { delta, scale, noise_mul, sigma, margin, focal_gamma } => {
                 let logits = z();
-                let noise = Tensor::<2>::random(logits.dims(), Distribution::Normal(0.0, *sigma), &logits.device()).clamp(-1.0, 1.0).abs();
+                let noise = gaussian(logits.dims(), *sigma, state.seed, &logits.device()).clamp(-1.0, 1.0).abs();
                 let mut clouded = logits - noise * delta.clone().unsqueeze_dim(0).mul_scalar(*noise_mul);
                 if *margin != 0.0 {
                     clouded = clouded - one_hot(y(), k).mul_scalar(*margin);

@@ -18,6 +18,8 @@ use crate::resnet_cifar::{ResNetCifar, ResNetCifarConfig};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Arch {
+    /// A CIFAR ResNet with one block per stage: for tests and quick demos.
+    Resnet8,
     Resnet20,
     Resnet32,
     Resnet44,
@@ -31,7 +33,8 @@ pub enum Arch {
 }
 
 impl Arch {
-    pub const ALL: [Arch; 9] = [
+    pub const ALL: [Arch; 10] = [
+        Arch::Resnet8,
         Arch::Resnet20,
         Arch::Resnet32,
         Arch::Resnet44,
@@ -46,6 +49,7 @@ impl Arch {
     /// The name used in configs and on the command line.
     pub fn name(self) -> &'static str {
         match self {
+            Arch::Resnet8 => "resnet8",
             Arch::Resnet20 => "resnet20",
             Arch::Resnet32 => "resnet32",
             Arch::Resnet44 => "resnet44",
@@ -60,6 +64,7 @@ impl Arch {
 
     fn cifar_blocks(self) -> Option<usize> {
         match self {
+            Arch::Resnet8 => Some(1),
             Arch::Resnet20 => Some(3),
             Arch::Resnet32 => Some(5),
             Arch::Resnet44 => Some(7),

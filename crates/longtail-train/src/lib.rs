@@ -1,1 +1,19 @@
+//! The training engine, evaluation protocol and methods of `longtail`.
 
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod engine;
+pub mod error;
+pub mod evaluate;
+pub mod metrics;
+pub mod progress;
+pub mod run_dir;
+pub mod schedule;
+pub mod stage;
+
+pub use config::{ExperimentConfig, StageConfig};
+pub use engine::{RunOptions, RunOutcome, evaluate_network, load_run_network, train};
+pub use error::{Result, TrainError};
+pub use metrics::Metrics;
+pub use run_dir::{FinalReport, RunDir};

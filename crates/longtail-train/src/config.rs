@@ -1,0 +1,362 @@
+//! Experiment configuration: one TOML file describes the data, the model and every training
+//! stage of a run, with the papers' defaults. `--set key=value` overrides any field.
+
+use std::path::{Path, PathBuf};
+
+use longtail_data::{DataConfig, SamplerSpec};
+use longtail_losses::{ClassWeighting, LossSpec};
+use longtail_models::{HeadConfig, ModelConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::schedule::LrConfig;
+
+/// SGD with momentum and weight decay (PyTorch semantics: dampening 0, decay added to the gradient).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub nesterov: bool,
+}
+
+fn default_momentum() -> f64 {
+    0.9
+}
+
+/// Deferred re-weighting: class weights on the loss from `from_epoch` (0-based, in the stage) on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deferred {
+    pub from_epoch: usize,
+    pub weighting: ClassWeighting,
+}
+
+/// Deferred re-sampling: another sampler from `from_epoch` on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeferredSampler {
+    pub from_epoch: usize,
+    pub sampler: SamplerSpec,
+}
+
+/// Mixup (Zhang et al. 2018): one `lambda ~ Beta(alpha, alpha)` and one permutation per batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixupConfig {
+    pub alpha: f64,
+}
+
+/// H2T (Li et al. 2024) in a classifier-only stage: each step pairs a batch from the stage's
+/// sampler (labels used) with an instance-sampled batch and replaces `floor(ratio * d)` random
+/// channels of the first's feature map with the second's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct H2tConfig {
+    pub ratio: f64,
+    /// Sampler of the fusing (head-rich) branch; instance-balanced in the paper.
+    #[serde(default = "instance")]
+    pub fusing_sampler: SamplerSpec,
+}
+
+fn instance() -> SamplerSpec {
+    SamplerSpec::Instance
+}
+
+/// Which parameters a stage trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trainable {
+    /// Backbone and head.
+    #[default]
+    All,
+    /// The head only; batch norms of the frozen backbone in inference mode.
+    Classifier,
+    /// The head only; batch norms keep re-estimating their statistics ("shift learning on BN").
+    ClassifierShiftBn,
+}
+
+/// What happens to the classifier at the start of a stage.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum HeadChange {
+    /// Keep the classifier (fine-tune it, as H2T, GCL and FFN do).
+    #[default]
+    Keep,
+    /// Re-initialise it (cRT, Kang et al. 2020).
+    Reinit,
+    /// Learnable weight scaling on the frozen linear classifier (LWS).
+    Lws,
+    /// Tau-normalisation of the linear classifier (no training needed).
+    TauNorm { tau: f64 },
+    /// Post-hoc logit adjustment `z - tau log pi` folded into the bias (Menon et al. 2021).
+    LogitAdjust { tau: f64 },
+}
+
+/// One training stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    pub name: String,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub sampler: SamplerSpec,
+    pub loss: LossSpec,
+    pub lr: LrConfig,
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub drw: Option<Deferred>,
+    #[serde(default)]
+    pub deferred_sampler: Option<DeferredSampler>,
+    #[serde(default)]
+    pub mixup: Option<MixupConfig>,
+    #[serde(default)]
+    pub train: Trainable,
+    #[serde(default)]
+    pub head: HeadChange,
+    #[serde(default)]
+    pub h2t: Option<H2tConfig>,
+}
+
+/// A run whose final weights start this one (stage II on a stage-I checkpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunSource {
+    /// A finished run folder.
+    Run { run: PathBuf },
+    /// A config to train first, into a sub-folder of this run.
+    Config { config: PathBuf },
+}
+
+/// FFN's two stage-I networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusionSources {
+    /// The network weighted by `model.feature_fusion` (KPS in the paper).
+    pub first: RunSource,
+    /// The other network (CE in the paper).
+    pub second: RunSource,
+}
+
+fn default_eval_every() -> usize {
+    1
+}
+fn default_eval_batch() -> usize {
+    256
+}
+fn default_bins() -> usize {
+    15
+}
+fn default_many() -> usize {
+    100
+}
+fn default_few() -> usize {
+    20
+}
+
+/// Evaluation protocol settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Evaluate on the test split every `every` epochs (and always after the last one).
+    #[serde(default = "default_eval_every")]
+    pub every: usize,
+    #[serde(default = "default_eval_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_bins")]
+    pub ece_bins: usize,
+    #[serde(default = "default_many")]
+    pub many_above: usize,
+    #[serde(default = "default_few")]
+    pub few_below: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self { every: 1, batch_size: 256, ece_bins: 15, many_above: 100, few_below: 20 }
+    }
+}
+
+/// Loader settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoaderConfig {
+    /// Decode/augment threads (0 = all cores).
+    #[serde(default)]
+    pub threads: usize,
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
+}
+
+fn default_prefetch() -> usize {
+    2
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        Self { threads: 0, prefetch: 2 }
+    }
+}
+
+/// A whole experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    pub name: String,
+    /// The method's registry name (`longtail methods`).
+    pub method: String,
+    #[serde(default)]
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub stages: Vec<StageConfig>,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    #[serde(default)]
+    pub loader: LoaderConfig,
+    /// Start from the final weights of another run (its model config must match).
+    #[serde(default)]
+    pub init_from: Option<RunSource>,
+    /// FFN: the two networks to fuse.
+    #[serde(default)]
+    pub fusion: Option<FusionSources>,
+}
+
+/// Parses `value` of a `--set key=value` as a TOML literal, or as a string if it is not one.
+fn parse_value(value: &str) -> toml::Value {
+    let doc = format!("v = {value}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t.remove("v").unwrap(),
+        Err(_) => toml::Value::String(value.to_string()),
+    }
+}
+
+/// Sets `path` (dotted, numeric segments index arrays) in a TOML tree.
+pub fn set_path(root: &mut toml::Value, path: &str, value: toml::Value) -> Result<()> {
+    let keys: Vec<&str> = path.split('.').collect();
+    let mut node = root;
+    for (i, key) in keys.iter().enumerate() {
+        let last = i + 1 == keys.len();
+        let here = keys[..=i].join(".");
+        node = match node {
+            toml::Value::Table(t) => {
+                if last {
+                    t.insert(key.to_string(), value);
+                    return Ok(());
+                }
+                t.entry(key.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            }
+            toml::Value::Array(a) => {
+                let idx: usize = key.parse().map_err(|_| TrainError::config(&here, "expects an array index here"))?;
+                let len = a.len();
+                let slot = a.get_mut(idx).ok_or_else(|| TrainError::config(&here, format!("index {idx} is out of range (length {len})")))?;
+                if last {
+                    *slot = value;
+                    return Ok(());
+                }
+                slot
+            }
+            _ => return Err(TrainError::config(&here, "is not a table or an array")),
+        };
+    }
+    Ok(())
+}
+
+impl ExperimentConfig {
+    /// Reads a config file and applies `key=value` overrides.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io("read config", path, e))?;
+        Self::from_toml(&text, path, overrides)
+    }
+
+    /// Parses TOML text (`path` names it in errors) with overrides.
+    pub fn from_toml(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
+        let file_err = |msg: String| TrainError::ConfigFile { path: path.to_path_buf(), msg };
+        let mut tree: toml::Value = toml::from_str(text).map_err(|e| file_err(e.to_string().trim().to_string()))?;
+        for o in overrides {
+            let (key, value) = o.split_once('=').ok_or_else(|| TrainError::config(o, "overrides are written key=value"))?;
+            set_path(&mut tree, key.trim(), parse_value(value.trim()))?;
+        }
+        let config: ExperimentConfig = tree.try_into().map_err(|e: toml::de::Error| {
+            let msg = e.to_string().trim().to_string();
+            file_err(if overrides.is_empty() { msg } else { format!("{msg} (after --set {})", overrides.join(" ")) })
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Serialises the resolved config (written into every run folder).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configs serialise")
+    }
+
+    /// Range checks with messages that name the field and what it accepts.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(TrainError::config("name", "must not be empty"));
+        }
+        self.model.validate().map_err(|e| TrainError::config("model", e.to_string()))?;
+        if self.stages.is_empty() {
+            return Err(TrainError::config("stages", "needs at least one stage"));
+        }
+        if !(self.data.long_tail.imbalance_factor.is_finite() && self.data.long_tail.imbalance_factor >= 1.0) {
+            return Err(TrainError::config(
+                "data.long_tail.imbalance_factor",
+                format!("must be >= 1, got {}", self.data.long_tail.imbalance_factor),
+            ));
+        }
+        if self.eval.every == 0 || self.eval.batch_size == 0 || self.eval.ece_bins == 0 {
+            return Err(TrainError::config("eval", "every, batch_size and ece_bins must be >= 1"));
+        }
+        for (i, s) in self.stages.iter().enumerate() {
+            let f = |name: &str| format!("stages.{i}.{name}");
+            if s.batch_size == 0 {
+                return Err(TrainError::config(f("batch_size"), "must be >= 1"));
+            }
+            if s.epochs == 0 && !matches!(s.head, HeadChange::TauNorm { .. } | HeadChange::LogitAdjust { .. }) {
+                return Err(TrainError::config(f("epochs"), "must be >= 1 (0 only for post-hoc tau-norm or logit adjustment)"));
+            }
+            s.lr.validate(&f("lr"))?;
+            if !(0.0..1.0).contains(&s.optimizer.momentum) {
+                return Err(TrainError::config(f("optimizer.momentum"), format!("must be in [0, 1), got {}", s.optimizer.momentum)));
+            }
+            if !(s.optimizer.weight_decay >= 0.0) {
+                return Err(TrainError::config(f("optimizer.weight_decay"), "must be >= 0"));
+            }
+            if let Some(m) = &s.mixup {
+                if !(m.alpha > 0.0) {
+                    return Err(TrainError::config(f("mixup.alpha"), format!("must be > 0, got {}", m.alpha)));
+                }
+            }
+            if let Some(h) = &s.h2t {
+                if !(0.0..=1.0).contains(&h.ratio) {
+                    return Err(TrainError::config(f("h2t.ratio"), format!("must be in [0, 1], got {}", h.ratio)));
+                }
+                if s.train == Trainable::All {
+                    return Err(TrainError::config(f("h2t"), "H2T fuses frozen feature maps: set train = \"classifier\" or \"classifier-shift-bn\""));
+                }
+            }
+            if let Some(d) = &s.drw {
+                if d.from_epoch >= s.epochs {
+                    return Err(TrainError::config(f("drw.from_epoch"), format!("must be < epochs ({}), got {}", s.epochs, d.from_epoch)));
+                }
+            }
+            let cosine = self.model.head == HeadConfig::Cosine;
+            if s.loss.wants_cosine_head() && !cosine {
+                return Err(TrainError::config(f("loss"), format!("{} expects a cosine classifier: set model.head = {{ kind = \"cosine\" }}", s.loss.name())));
+            }
+            if s.loss.needs_aux_head() && !matches!(self.model.head, HeadConfig::Dual { .. } | HeadConfig::CoarseFine { .. }) {
+                return Err(TrainError::config(f("loss"), format!("{} needs model.head = dual (HRDC) or coarse-fine (MGKT)", s.loss.name())));
+            }
+            if matches!(s.head, HeadChange::Lws | HeadChange::TauNorm { .. } | HeadChange::LogitAdjust { .. }) && self.model.head != HeadConfig::Linear {
+                return Err(TrainError::config(f("head"), "LWS, tau-norm and post-hoc logit adjustment apply to a linear classifier"));
+            }
+        }
+        if self.model.feature_fusion.is_some() != self.fusion.is_some() {
+            return Err(TrainError::config("fusion", "FFN needs both model.feature_fusion and a [fusion] section naming its two networks"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,470 @@
+//! The training loop: stages, epochs, steps, evaluation, checkpoints and resume.
+//!
+//! Randomness comes from streams keyed by `(seed, stage, epoch, step)`: the sampler order, the
+//! augmentation of every sample, the mixup draws, the H2T channel masks and the device RNG (GCL's
+//! clouds) are all re-derived at each epoch, so a run resumed from an epoch checkpoint continues
+//! exactly as an uninterrupted one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use longtail_data::sampler::mix_seed;
+use longtail_data::{HostBatch, Sampler};
+use longtail_losses::functional::constant;
+use longtail_losses::{Loss, LossInputs, LossState, reweight};
+use longtail_models::layers::global_avg_pool;
+use longtail_models::{Network, weights};
+use rand::seq::SliceRandom;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Beta, Distribution};
+
+use crate::config::{ExperimentConfig, RunSource, StageConfig};
+use crate::data::{DeviceBatch, PreparedData, upload};
+use crate::error::{Result, TrainError};
+use crate::evaluate::predict;
+use crate::metrics::{self, MetricSettings, Metrics};
+use crate::progress::{Progress, format_duration};
+use crate::run_dir::{Best, EpochRecord, EvalSummary, FinalReport, RunDir, RunState};
+use crate::stage::{change_head, set_trainable};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub run_dir: PathBuf,
+    /// The device to train on (plain; the engine adds autodiff).
+    pub device: Device,
+    /// Continue the run in `run_dir`.
+    pub resume: bool,
+    /// Stop after this many epochs in this invocation (the run stays resumable).
+    pub max_epochs: Option<usize>,
+    pub quiet: bool,
+}
+
+/// What a finished (or paused) run gives back.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_dir: PathBuf,
+    pub finished: bool,
+    pub final_report: Option<FinalReport>,
+}
+
+fn settings(config: &ExperimentConfig) -> MetricSettings {
+    MetricSettings { ece_bins: config.eval.ece_bins, many_above: config.eval.many_above, few_below: config.eval.few_below }
+}
+
+/// Evaluates `network` on the test split with every protocol metric.
+pub fn evaluate_network(network: &Network, config: &ExperimentConfig, data: &PreparedData, device: &Device) -> Result<Metrics> {
+    let loader = data.eval_loader(config, data.test.clone())?;
+    let preds = predict(network, &loader, &data.test, &device.clone().without_autodiff())?;
+    Ok(metrics::compute(&preds, &data.counts, &data.train.class_names, data.test.hierarchy.as_ref(), settings(config)))
+}
+
+/// Loads the final network of a finished run, built from its own config.
+pub fn load_run_network(run: &Path, device: &Device) -> Result<(Network, ExperimentConfig)> {
+    let dir = RunDir::new(run);
+    let config = ExperimentConfig::load(&dir.config(), &[])?;
+    let path = dir.final_checkpoint();
+    if !path.exists() {
+        return Err(TrainError::Run(format!("{} has no final checkpoint ({}); has the run finished?", run.display(), path.display())));
+    }
+    let network = weights::load(config.model.init(config.seed, device)?, &path)?;
+    Ok((network, config))
+}
+
+/// A stage-I run: a finished folder, or a config trained into `<run>/sources/<label>`.
+fn resolve_source(source: &RunSource, dir: &RunDir, label: &str, opts: &RunOptions, base: &Path) -> Result<PathBuf> {
+    match source {
+        RunSource::Run { run } => Ok(run.clone()),
+        RunSource::Config { config } => {
+            let path = if config.is_absolute() { config.clone() } else { base.join(config) };
+            let sub = dir.sources().join(label);
+            let sub_dir = RunDir::new(&sub);
+            if sub_dir.state_path().exists() && sub_dir.read_state()?.finished {
+                return Ok(sub);
+            }
+            let cfg = ExperimentConfig::load(&path, &[])?;
+            let opts = RunOptions { run_dir: sub.clone(), resume: sub_dir.state_path().exists(), max_epochs: None, ..opts.clone() };
+            let outcome = train(&cfg, &opts)?;
+            if !outcome.finished {
+                return Err(TrainError::Run(format!("stage-I run {} did not finish", sub.display())));
+            }
+            Ok(sub)
+        }
+    }
+}
+
+/// Checks that a source run's model fits the config's model.
+fn check_compatible(source: &ExperimentConfig, config: &ExperimentConfig, run: &Path) -> Result<()> {
+    let (a, b) = (&source.model, &config.model);
+    if a.arch != b.arch || a.in_channels != b.in_channels || a.num_classes != b.num_classes {
+        return Err(TrainError::Run(format!(
+            "the checkpoint of {} ({} with {} input channels, {} classes) does not match this config ({} with {}, {})",
+            run.display(),
+            a.arch.name(),
+            a.in_channels,
+            a.num_classes,
+            b.arch.name(),
+            b.in_channels,
+            b.num_classes
+        )));
+    }
+    Ok(())
+}
+
+/// The network a run starts from.
+fn initial_network(config: &ExperimentConfig, dir: &RunDir, opts: &RunOptions, device: &Device, base: &Path) -> Result<Network> {
+    if let Some(fusion) = &config.fusion {
+        let first = resolve_source(&fusion.first, dir, "first", opts, base)?;
+        let second = resolve_source(&fusion.second, dir, "second", opts, base)?;
+        let (a, ca) = load_run_network(&first, device)?;
+        let (b, cb) = load_run_network(&second, device)?;
+        check_compatible(&ca, config, &first)?;
+        check_compatible(&cb, config, &second)?;
+        let (Network::Classifier(a), Network::Classifier(b)) = (a, b) else {
+            return Err(TrainError::Run("FFN fuses two single-backbone networks".into()));
+        };
+        let mut net = config.model.init(config.seed, device)?;
+        if let Network::FeatureFusion(f) = &mut net {
+            f.first = a.backbone;
+            f.second = b.backbone;
+            // FFN's classifier starts from the first (KPS) network's cosine classifier.
+            if let longtail_models::Head::Cosine(h) = a.head {
+                f.head = h;
+            }
+        }
+        return Ok(net);
+    }
+    if let Some(source) = &config.init_from {
+        let run = resolve_source(source, dir, "init", opts, base)?;
+        let (net, source_config) = load_run_network(&run, device)?;
+        check_compatible(&source_config, config, &run)?;
+        if source_config.model.head != config.model.head {
+            return Err(TrainError::Run(format!(
+                "the checkpoint of {} has a {:?} head but this config's model.head is {:?}",
+                run.display(),
+                source_config.model.head,
+                config.model.head
+            )));
+        }
+        return Ok(net);
+    }
+    Ok(config.model.init(config.seed, device)?)
+}
+
+fn sgd(stage: &StageConfig) -> ModuleOptimizer {
+    let o = &stage.optimizer;
+    let mut cfg = SgdConfig::new();
+    if o.momentum > 0.0 {
+        cfg = cfg.with_momentum(Some(MomentumConfig::new().with_momentum(o.momentum).with_dampening(0.0).with_nesterov(o.nesterov)));
+    }
+    if o.weight_decay > 0.0 {
+        cfg = cfg.with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)));
+    }
+    cfg.init()
+}
+
+/// Random per-step choices (mixup, H2T channels).
+fn step_rng(seed: u64, stage: usize, epoch: usize, step: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(mix_seed(seed, ((stage as u64) << 32) | epoch as u64, 0x5e_0000_0000 + step as u64))
+}
+
+fn int_tensor(v: &[usize], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(v.iter().map(|&x| x as i64).collect::<Vec<_>>(), [v.len()]), device)
+}
+
+/// Everything a step needs that does not change within an epoch.
+struct StepContext<'a> {
+    stage: &'a StageConfig,
+    loss: &'a Loss,
+    state: LossState,
+    drw: Option<Tensor<1>>,
+}
+
+/// Forward pass and loss of one step; returns `(loss, logits, targets)`.
+fn step_loss(network: &Network, batch: DeviceBatch, fusing: Option<DeviceBatch>, ctx: &StepContext, rng: &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> {
+    let device = batch.images.device();
+    let loss_of = |inputs: &LossInputs| -> Result<Tensor<1>> {
+        let per = ctx.loss.per_sample(inputs, ctx.state)?;
+        let per = match &ctx.drw {
+            Some(w) => reweight(per, w, inputs.targets.clone()),
+            None => per,
+        };
+        Ok(per.mean())
+    };
+    // H2T: replace floor(ratio * d) random channels of the balanced batch's map with the
+    // instance batch's (one channel subset per batch, labels of the balanced batch).
+    if let (Some(h2t), Some(fusing)) = (&ctx.stage.h2t, fusing) {
+        let backbone = network.backbone().ok_or_else(|| TrainError::Run("H2T needs a single-backbone model".into()))?;
+        let map_b = backbone.forward(batch.images).detach();
+        let map_i = backbone.forward(fusing.images).detach();
+        let [n_i, d, _, _] = map_i.dims();
+        let [n, _, _, _] = map_b.dims();
+        let map_i = if n_i == n { map_i } else { map_i.narrow(0, 0, n.min(n_i)) };
+        let map_b = if n_i >= n { map_b } else { map_b.narrow(0, 0, n_i) };
+        let k = (h2t.ratio * d as f64).floor() as usize;
+        let mut channels: Vec<usize> = (0..d).collect();
+        channels.shuffle(rng);
+        let mut mask = vec![0f32; d];
+        for &c in &channels[..k] {
+            mask[c] = 1.0;
+        }
+        let mask = Tensor::<1>::from_data(TensorData::new(mask, [d]), &device).reshape([1, d, 1, 1]);
+        let fused = map_b.clone() + (map_i - map_b) * mask;
+        let features = global_avg_pool(fused);
+        let out = network.head_forward(features.clone());
+        let m = out.logits.dims()[0];
+        let targets = batch.targets.narrow(0, 0, m);
+        let coarse = batch.coarse.map(|c| c.narrow(0, 0, m));
+        let inputs = LossInputs { logits: out.logits.clone(), aux: out.aux, features: Some(features), targets: targets.clone(), coarse_targets: coarse };
+        return Ok((loss_of(&inputs)?, out.logits, targets));
+    }
+    if let Some(mixup) = &ctx.stage.mixup {
+        let lambda: f64 = Beta::new(mixup.alpha, mixup.alpha).map_err(|e| TrainError::config("mixup.alpha", e.to_string()))?.sample(rng);
+        let mut perm: Vec<usize> = (0..batch.len).collect();
+        perm.shuffle(rng);
+        let perm_t = int_tensor(&perm, &device);
+        let mixed = batch.images.clone().mul_scalar(lambda) + batch.images.select(0, perm_t.clone()).mul_scalar(1.0 - lambda);
+        let out = network.forward(mixed);
+        let inputs_a = LossInputs {
+            logits: out.logits.clone(),
+            aux: out.aux.clone(),
+            features: Some(out.features.clone()),
+            targets: batch.targets.clone(),
+            coarse_targets: batch.coarse.clone(),
+        };
+        let inputs_b = LossInputs {
+            targets: batch.targets.clone().select(0, perm_t.clone()),
+            coarse_targets: batch.coarse.map(|c| c.select(0, perm_t)),
+            ..inputs_a.clone()
+        };
+        let loss = loss_of(&inputs_a)?.mul_scalar(lambda) + loss_of(&inputs_b)?.mul_scalar(1.0 - lambda);
+        return Ok((loss, out.logits, batch.targets));
+    }
+    let out = network.forward(batch.images);
+    let inputs = LossInputs { logits: out.logits.clone(), aux: out.aux, features: Some(out.features), targets: batch.targets.clone(), coarse_targets: batch.coarse };
+    Ok((loss_of(&inputs)?, out.logits, batch.targets))
+}
+
+/// Trains (or resumes) the experiment into `opts.run_dir`.
+pub fn train(config: &ExperimentConfig, opts: &RunOptions) -> Result<RunOutcome> {
+    train_with_base(config, opts, Path::new("."))
+}
+
+/// [`train`] with relative source configs resolved against `base`.
+pub fn train_with_base(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> Result<RunOutcome> {
+    config.validate()?;
+    let dir = RunDir::new(&opts.run_dir);
+    let mut state = if opts.resume {
+        let state = dir.read_state()?;
+        let saved = ExperimentConfig::load(&dir.config(), &[])?;
+        if saved != *config {
+            return Err(TrainError::Run(format!("{} was started with a different config; resume it without changing the config", dir.root.display())));
+        }
+        state
+    } else {
+        dir.create()?;
+        std::fs::write(dir.config(), config.to_toml()).map_err(|e| TrainError::io("write", dir.config(), e))?;
+        RunState::default()
+    };
+    if state.finished {
+        return Ok(RunOutcome { run_dir: dir.root.clone(), finished: true, final_report: dir.read_final().ok() });
+    }
+    let plain = opts.device.clone().without_autodiff();
+    let device = plain.clone().autodiff();
+    let data = PreparedData::load(config)?;
+    let msg = format!(
+        "{}: {} on {} ({} training images, {} classes, {} test images) -> {}",
+        config.name,
+        config.method,
+        crate::device::describe(&plain),
+        data.train.len(),
+        data.counts.len(),
+        data.test.len(),
+        dir.root.display()
+    );
+    if !opts.quiet {
+        eprintln!("{msg}");
+    }
+    dir.log(&msg);
+
+    let mut network = initial_network(config, &dir, opts, &device, base)?;
+    let mut budget = opts.max_epochs.unwrap_or(usize::MAX);
+    let seed = config.seed;
+
+    for (s, stage) in config.stages.iter().enumerate() {
+        if s < state.stage {
+            network = change_head(network, &stage.head, &config.model, &data.counts, seed, s, &device)?;
+            continue;
+        }
+        if s == state.stage && state.next_epoch == 0 && s > 0 && opts.resume && dir.stage_last(s - 1).exists() {
+            network = weights::load(network, &dir.stage_last(s - 1))?;
+        }
+        network = change_head(network, &stage.head, &config.model, &data.counts, seed, s, &device)?;
+        network = set_trainable(network, stage);
+        let mut optim = sgd(stage);
+        if state.next_epoch > 0 {
+            network = weights::load(network, &dir.stage_last(s))?;
+            optim = optim.load(dir.stage_optim(s)).map_err(|e| TrainError::io("read", dir.stage_optim(s), e))?;
+        }
+        let loss = Loss::new(&stage.loss, &data.counts, data.coarse_counts.as_deref(), &device)?;
+        let sampler = Sampler::new(stage.sampler.clone(), &data.train.labels, data.counts.len())?;
+        let deferred = stage.deferred_sampler.as_ref().map(|d| Sampler::new(d.sampler.clone(), &data.train.labels, data.counts.len())).transpose()?;
+        let fusing = stage.h2t.as_ref().map(|h| Sampler::new(h.fusing_sampler.clone(), &data.train.labels, data.counts.len())).transpose()?;
+        let drw_weights = stage.drw.as_ref().map(|d| constant(&d.weighting.weights(&data.counts), &device));
+        let loader = data.train_loader(config, stage.batch_size)?;
+        let steps = loader.num_batches(data.train.len());
+        let remaining = stage.epochs.saturating_sub(state.next_epoch);
+        let mut progress = Progress::new(opts.quiet, remaining * data.train.len());
+        let stream_seed = mix_seed(seed, s as u64, 0x5a);
+        if stage.epochs == 0 && state.next_epoch == 0 {
+            let m = evaluate_network(&network, config, &data, &device)?;
+            dir.log(&progress.print(&format!("[{}] post-hoc classifier: test acc {:.2}%", stage.name, m.accuracy)));
+            weights::save(&network, &dir.stage_last(s))?;
+        }
+        for epoch in state.next_epoch..stage.epochs {
+            if budget == 0 {
+                dir.write_state(&state)?;
+                return Ok(RunOutcome { run_dir: dir.root.clone(), finished: false, final_report: None });
+            }
+            budget -= 1;
+            let t0 = Instant::now();
+            device.seed(mix_seed(seed, ((s as u64) << 32) | epoch as u64, 0xd3));
+            let active = match (&deferred, &stage.deferred_sampler) {
+                (Some(d), Some(ds)) if epoch >= ds.from_epoch => d,
+                _ => &sampler,
+            };
+            let order = active.epoch_indices(stream_seed, epoch, stage.epochs, 0);
+            let mut fusing_batches = fusing.as_ref().map(|f| loader.iter(f.epoch_indices(stream_seed, epoch, stage.epochs, 1), stream_seed, epoch, 1));
+            let mut ctx = StepContext {
+                stage,
+                loss: &loss,
+                state: LossState { epoch, total_epochs: stage.epochs, seed: 0 },
+                drw: stage.drw.as_ref().filter(|d| epoch >= d.from_epoch).and(drw_weights.clone()),
+            };
+            let mut loss_sum = Tensor::<1>::zeros([1], &plain);
+            let mut correct = Tensor::<1, Int>::zeros([1], &plain);
+            let (mut seen, mut lr) = (0usize, 0.0);
+            for (step, batch) in loader.iter(order, stream_seed, epoch, 0).enumerate() {
+                let batch: HostBatch = batch?;
+                let n = batch.len();
+                let pair = match fusing_batches.as_mut() {
+                    Some(it) => Some(upload(it.next().ok_or_else(|| TrainError::Run("the fusing branch ran out of batches".into()))??, &device)),
+                    None => None,
+                };
+                lr = stage.lr.rate(epoch, stage.epochs, step, steps);
+                let mut rng = step_rng(seed, s, epoch, step);
+                ctx.state.seed = rng.next_u64();
+                let (value, logits, targets) = step_loss(&network, upload(batch, &device), pair, &ctx, &mut rng)?;
+                let m = targets.dims()[0];
+                loss_sum = loss_sum + value.clone().detach().inner().mul_scalar(m as f64);
+                correct = correct + logits.detach().inner().argmax(1).reshape([m]).equal(targets.inner()).int().sum();
+                let grads = GradientsParams::from_grads(value.backward(), &network);
+                network = optim.step(lr, network, grads);
+                seen += m;
+                progress.advance(n);
+                if progress.due() {
+                    let l: f32 = loss_sum.clone().into_scalar();
+                    let c: i64 = correct.clone().into_scalar();
+                    let line = format!(
+                        "[{} {}/{}] epoch {}/{} step {}/{} | loss {:.4} | acc {:.2}% | lr {:.5} | {:.1} img/s | ETA {}",
+                        stage.name,
+                        s + 1,
+                        config.stages.len(),
+                        epoch + 1,
+                        stage.epochs,
+                        step + 1,
+                        steps,
+                        l as f64 / seen as f64,
+                        100.0 * c as f64 / seen as f64,
+                        lr,
+                        progress.rate(),
+                        format_duration(progress.eta())
+                    );
+                    progress.print(&line);
+                }
+            }
+            let l: f32 = loss_sum.into_scalar();
+            let c: i64 = correct.into_scalar();
+            let seconds = t0.elapsed().as_secs_f64();
+            let last = epoch + 1 == stage.epochs;
+            let test = if last || (epoch + 1) % config.eval.every == 0 {
+                let m = evaluate_network(&network, config, &data, &device)?;
+                let summary = EvalSummary::of(&m);
+                if state.best.as_ref().is_none_or(|b| summary.accuracy > b.accuracy) {
+                    state.best = Some(Best { accuracy: summary.accuracy, stage: s, epoch });
+                    weights::save(&network, &dir.best_checkpoint())?;
+                }
+                Some(summary)
+            } else {
+                None
+            };
+            let record = EpochRecord {
+                stage: s,
+                stage_name: stage.name.clone(),
+                epoch,
+                lr,
+                train_loss: l as f64 / seen.max(1) as f64,
+                train_accuracy: 100.0 * c as f64 / seen.max(1) as f64,
+                seconds,
+                images_per_second: seen as f64 / seconds.max(1e-9),
+                test: test.clone(),
+            };
+            let mut line = format!(
+                "[{} {}/{}] epoch {}/{} done in {} | loss {:.4} | train acc {:.2}% | {:.1} img/s",
+                stage.name,
+                s + 1,
+                config.stages.len(),
+                epoch + 1,
+                stage.epochs,
+                format_duration(seconds),
+                record.train_loss,
+                record.train_accuracy,
+                record.images_per_second
+            );
+            if let Some(t) = &test {
+                line.push_str(&format!(" | test acc {:.2}%", t.accuracy));
+                let names = ["many", "med", "few"];
+                for (g, v) in t.shots.iter().enumerate() {
+                    if let Some(v) = v {
+                        line.push_str(&format!(" {} {:.1}", names[g], v));
+                    }
+                }
+            }
+            dir.log(&progress.print(&line));
+            state.history.push(record);
+            weights::save(&network, &dir.stage_last(s))?;
+            optim.save(dir.stage_optim(s)).map_err(|e| TrainError::io("write", dir.stage_optim(s), e))?;
+            state.next_epoch = epoch + 1;
+            dir.write_state(&state)?;
+        }
+        state.stage = s + 1;
+        state.next_epoch = 0;
+        dir.write_state(&state)?;
+    }
+
+    let metrics = evaluate_network(&network, config, &data, &device)?;
+    weights::save(&network, &dir.final_checkpoint())?;
+    let report = FinalReport {
+        name: config.name.clone(),
+        method: config.method.clone(),
+        device: crate::device::describe(&plain),
+        train_counts: data.counts.clone(),
+        metrics,
+        best: state.best.clone(),
+        total_seconds: state.history.iter().map(|r| r.seconds).sum::<f64>(),
+    };
+    dir.write_final(&report)?;
+    state.finished = true;
+    dir.write_state(&state)?;
+    let line = format!("{}: final test accuracy {:.2}% ({})", config.name, report.metrics.accuracy, dir.final_path().display());
+    if !opts.quiet {
+        eprintln!("{line}");
+    }
+    dir.log(&line);
+    Ok(RunOutcome { run_dir: dir.root.clone(), finished: true, final_report: Some(report) })
+}

@@ -1,0 +1,29 @@
+//! Predictions of a model on an evaluation split.
+
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use burn::tensor::activation::softmax;
+use longtail_data::{Dataset, Loader};
+use longtail_models::Network;
+
+use crate::data::upload;
+use crate::error::Result;
+use crate::metrics::Predictions;
+
+/// Runs `network` (inference mode) over every sample of `data` in order.
+pub fn predict(network: &Network, loader: &Loader, data: &Arc<Dataset>, device: &Device) -> Result<Predictions> {
+    let model = network.valid();
+    let mut p = Predictions { labels: Vec::with_capacity(data.len()), predicted: Vec::new(), confidence: Vec::new() };
+    for batch in loader.iter((0..data.len()).collect(), 0, 0, 0) {
+        let batch = batch?;
+        p.labels.extend_from_slice(&batch.labels);
+        let b = upload(batch, device);
+        let probs = softmax(model.predict(b.images), 1);
+        let (conf, idx) = probs.max_dim_with_indices(1);
+        p.confidence.extend(conf.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+        p.predicted.extend(idx.into_data().convert::<i64>().try_to_vec::<i64>().unwrap().into_iter().map(|i| i as usize));
+    }
+    Ok(p)
+}

@@ -1,0 +1,73 @@
+//! Setting a network up for a stage: classifier surgery (cRT re-initialisation, LWS, tau-norm,
+//! post-hoc logit adjustment) and which parameters train.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::Device;
+use longtail_data::sampler::mix_seed;
+use longtail_losses::functional::constant;
+use longtail_models::heads::{LinearHead, LwsHead, TauNormHead};
+use longtail_models::{Head, ModelConfig, Network};
+
+use crate::config::{HeadChange, StageConfig, Trainable};
+use crate::error::{Result, TrainError};
+
+fn linear_of(network: &Network) -> Result<Linear> {
+    network
+        .head()
+        .and_then(|h| h.as_linear())
+        .cloned()
+        .ok_or_else(|| TrainError::config("stages.head", "this classifier change needs a model with a linear head"))
+}
+
+/// Applies the stage's classifier change. Deterministic in `(seed, stage)`.
+pub fn change_head(network: Network, change: &HeadChange, model: &ModelConfig, counts: &[usize], seed: u64, stage: usize, device: &Device) -> Result<Network> {
+    Ok(match change {
+        HeadChange::Keep => network,
+        HeadChange::Reinit => {
+            let head = model.init_head(mix_seed(seed, stage as u64, 0x4ead), device);
+            network.with_head(head)
+        }
+        HeadChange::Lws => {
+            let fc = linear_of(&network)?;
+            let classes = fc.weight.dims()[1];
+            let scales = Param::from_tensor(burn::tensor::Tensor::ones([classes], device));
+            network.with_head(Head::Lws(LwsHead { fc, scales }))
+        }
+        HeadChange::TauNorm { tau } => {
+            if !(tau.is_finite() && *tau >= 0.0) {
+                return Err(TrainError::config("stages.head.tau", format!("must be >= 0, got {tau}")));
+            }
+            let fc = linear_of(&network)?;
+            network.with_head(Head::TauNorm(TauNormHead { fc, tau: *tau }))
+        }
+        HeadChange::LogitAdjust { tau } => {
+            let mut fc = linear_of(&network)?;
+            let total: usize = counts.iter().sum();
+            let log_prior: Vec<f64> = counts.iter().map(|&n| tau * (n as f64 / total as f64).ln()).collect();
+            let bias = fc.bias.take().map(|b| b.val()).unwrap_or_else(|| burn::tensor::Tensor::zeros([counts.len()], device));
+            fc.bias = Some(Param::from_tensor(bias - constant(&log_prior, device)));
+            network.with_head(Head::Linear(LinearHead { fc }))
+        }
+    })
+}
+
+/// Sets which parameters train (and the batch-norm mode of frozen backbones).
+pub fn set_trainable(network: Network, stage: &StageConfig) -> Network {
+    let network = network.unfreeze();
+    let network = match stage.train {
+        Trainable::All => network,
+        Trainable::Classifier => network.freeze_backbones(false),
+        Trainable::ClassifierShiftBn => network.freeze_backbones(true),
+    };
+    // LWS learns only the scales on top of the linear classifier.
+    match network {
+        Network::Classifier(mut c) => {
+            if let Head::Lws(h) = c.head {
+                c.head = Head::Lws(LwsHead { fc: h.fc.no_grad(), scales: h.scales });
+            }
+            Network::Classifier(c)
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,59 @@
+//! Shared helpers: a tiny long-tailed IDX dataset and configs around it.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use longtail_data::longtail::{LongTailSpec, Profile, Selection};
+use longtail_data::{DataConfig, Recipe, SamplerSpec, SourceSpec};
+use longtail_losses::LossSpec;
+use longtail_models::{Arch, HeadConfig, ModelConfig};
+use longtail_train::config::{EvalConfig, ExperimentConfig, LoaderConfig, OptimizerConfig, StageConfig};
+use longtail_train::schedule::{Decay, LrConfig};
+
+pub const CLASSES: usize = 4;
+
+/// Writes a balanced 60-per-class synthetic IDX set (25 test images per class) under `dir`.
+pub fn write_data(dir: &Path) {
+    longtail_data::synthetic::write_idx_dataset(dir, &[60; CLASSES], 25, 7).unwrap();
+}
+
+pub fn stage(name: &str, epochs: usize, loss: LossSpec) -> StageConfig {
+    StageConfig {
+        name: name.into(),
+        epochs,
+        batch_size: 16,
+        sampler: SamplerSpec::Instance,
+        loss,
+        lr: LrConfig { base: 0.05, warmup_epochs: 0, warmup_per_step: true, decay: Decay::Constant },
+        optimizer: OptimizerConfig { momentum: 0.9, weight_decay: 5e-4, nesterov: false },
+        drw: None,
+        deferred_sampler: None,
+        mixup: None,
+        train: Default::default(),
+        head: Default::default(),
+        h2t: None,
+    }
+}
+
+/// A config on the data in `data` (exp profile IF 10: class sizes 60, 27, 12, 6).
+pub fn config(data: &Path, head: HeadConfig, stages: Vec<StageConfig>) -> ExperimentConfig {
+    ExperimentConfig {
+        name: "test".into(),
+        method: "test".into(),
+        seed: 3,
+        data: DataConfig {
+            source: SourceSpec::Idx { root: data.to_path_buf(), classes: (0..CLASSES).map(|c| format!("c{c}")).collect() },
+            long_tail: LongTailSpec { profile: Profile::Exp, imbalance_factor: 10.0, max_per_class: None, selection: Selection::First },
+            hierarchy: None,
+            recipe: Recipe::FashionMnist,
+            train_transform: None,
+            test_transform: None,
+        },
+        model: ModelConfig::new(Arch::Resnet8, 1, CLASSES, head),
+        stages,
+        eval: EvalConfig::default(),
+        loader: LoaderConfig { threads: 2, prefetch: 2 },
+        init_from: None,
+        fusion: None,
+    }
+}

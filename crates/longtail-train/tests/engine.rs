@@ -1,0 +1,140 @@
+//! Engine behaviour on tiny generated data.
+
+mod common;
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+use common::{config, stage, write_data};
+use longtail_losses::LossSpec;
+use longtail_models::{HeadConfig, Network, weights};
+use longtail_train::config::{HeadChange, RunSource, Trainable};
+use longtail_train::{ExperimentConfig, RunDir, RunOptions, train};
+
+fn opts(dir: &std::path::Path) -> RunOptions {
+    RunOptions { run_dir: dir.to_path_buf(), device: Device::flex(), resume: false, max_epochs: None, quiet: true }
+}
+
+fn all_weights<M: Module>(m: &M) -> Vec<f32> {
+    struct C(Vec<f32>);
+    impl burn::module::ModuleVisitor for C {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.extend(p.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+        }
+    }
+    let mut c = C(Vec::new());
+    m.visit(&mut c);
+    c.0
+}
+
+#[test]
+fn loss_falls_and_accuracy_beats_chance() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(&tmp.path().join("data"));
+    let cfg = config(&tmp.path().join("data"), HeadConfig::Linear, vec![stage("main", 6, LossSpec::Ce)]);
+    let out = train(&cfg, &opts(&tmp.path().join("run"))).unwrap();
+    let report = out.final_report.unwrap();
+    let state = RunDir::new(&out.run_dir).read_state().unwrap();
+    let losses: Vec<f64> = state.history.iter().map(|r| r.train_loss).collect();
+    assert!(losses.last().unwrap() < &(0.7 * losses[0]), "loss should fall: {losses:?}");
+    assert!(report.metrics.accuracy > 50.0, "accuracy {} vs chance 25", report.metrics.accuracy);
+    assert_eq!(report.train_counts, vec![60, 27, 12, 6]);
+    // the run folder has everything
+    for f in ["config.toml", "metrics.csv", "metrics.json", "final.json", "log.txt", "checkpoints/final.bpk", "checkpoints/best.bpk"] {
+        assert!(out.run_dir.join(f).exists(), "{f}");
+    }
+    let csv = std::fs::read_to_string(out.run_dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7, "header + one row per epoch");
+}
+
+#[test]
+fn resume_reaches_the_same_result_as_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(&tmp.path().join("data"));
+    let mut s = stage("main", 3, LossSpec::Ldam { max_margin: 0.5, scale: 30.0 });
+    s.mixup = Some(longtail_train::config::MixupConfig { alpha: 1.0 });
+    s.drw = Some(longtail_train::config::Deferred { from_epoch: 2, weighting: longtail_losses::ClassWeighting::EffectiveNumber { beta: 0.9999 } });
+    let cfg = config(&tmp.path().join("data"), HeadConfig::Cosine, vec![s, stage("second", 1, LossSpec::Ce)]);
+    let cfg = ExperimentConfig { model: longtail_models::ModelConfig { head: HeadConfig::Cosine, ..cfg.model.clone() }, ..cfg };
+    let mut cfg = cfg;
+    cfg.stages[1].loss = LossSpec::Gcl { scale: 30.0, noise_mul: 0.5, sigma: 1.0 / 3.0, margin: 0.0, focal_gamma: 0.0 };
+
+    let a = train(&cfg, &opts(&tmp.path().join("a"))).unwrap().final_report.unwrap();
+
+    let b_dir = tmp.path().join("b");
+    let paused = train(&cfg, &RunOptions { max_epochs: Some(1), ..opts(&b_dir) }).unwrap();
+    assert!(!paused.finished);
+    let paused = train(&cfg, &RunOptions { resume: true, max_epochs: Some(2), ..opts(&b_dir) }).unwrap();
+    assert!(!paused.finished);
+    let b = train(&cfg, &RunOptions { resume: true, ..opts(&b_dir) }).unwrap().final_report.unwrap();
+
+    assert_eq!(a.metrics, b.metrics, "resumed run differs");
+    let wa = all_weights(&weights::load(cfg.model.init(0, &Device::flex()).unwrap(), &tmp.path().join("a/checkpoints/final.bpk")).unwrap());
+    let wb = all_weights(&weights::load(cfg.model.init(0, &Device::flex()).unwrap(), &b_dir.join("checkpoints/final.bpk")).unwrap());
+    assert_eq!(wa, wb);
+}
+
+#[test]
+fn a_frozen_backbone_does_not_change_in_stage_two() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(&tmp.path().join("data"));
+    let mut crt = stage("crt", 2, LossSpec::Ce);
+    crt.train = Trainable::Classifier;
+    crt.head = HeadChange::Reinit;
+    crt.sampler = longtail_data::SamplerSpec::ClassBalanced;
+    let cfg = config(&tmp.path().join("data"), HeadConfig::Linear, vec![stage("rep", 2, LossSpec::Ce), crt]);
+    let out = train(&cfg, &opts(&tmp.path().join("run"))).unwrap();
+    let load = |p: &str| weights::load(cfg.model.init(0, &Device::flex()).unwrap(), &out.run_dir.join(p)).unwrap();
+    let (before, after) = (load("checkpoints/stage0-last.bpk"), load("checkpoints/final.bpk"));
+    let backbone = |n: &Network| all_weights(n.backbone().unwrap());
+    let head = |n: &Network| all_weights(n.head().unwrap());
+    assert_eq!(backbone(&before), backbone(&after), "the backbone (weights and BN statistics) is untouched");
+    assert_ne!(head(&before), head(&after), "the classifier is re-trained");
+}
+
+#[test]
+fn stage_two_from_another_run_and_its_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(&tmp.path().join("data"));
+    let base = config(&tmp.path().join("data"), HeadConfig::Linear, vec![stage("rep", 1, LossSpec::Ce)]);
+    let first = train(&base, &opts(&tmp.path().join("first"))).unwrap();
+    // tau-norm: a post-hoc stage (0 epochs) on the first run's checkpoint
+    let mut tau = stage("tau-norm", 0, LossSpec::Ce);
+    tau.head = HeadChange::TauNorm { tau: 1.0 };
+    tau.train = Trainable::Classifier;
+    let mut cfg = config(&tmp.path().join("data"), HeadConfig::Linear, vec![tau]);
+    cfg.init_from = Some(RunSource::Run { run: first.run_dir.clone() });
+    let out = train(&cfg, &opts(&tmp.path().join("tau"))).unwrap();
+    assert!(out.finished);
+
+    // a missing checkpoint
+    cfg.init_from = Some(RunSource::Run { run: tmp.path().join("nowhere") });
+    let err = train(&cfg, &opts(&tmp.path().join("x"))).unwrap_err().to_string();
+    assert!(err.contains("nowhere"), "{err}");
+
+    // a mismatched checkpoint (another architecture)
+    let mut other = cfg.clone();
+    other.init_from = Some(RunSource::Run { run: first.run_dir.clone() });
+    other.model.arch = longtail_models::Arch::Resnet20;
+    let err = train(&other, &opts(&tmp.path().join("y"))).unwrap_err().to_string();
+    assert!(err.contains("does not match"), "{err}");
+}
+
+#[test]
+fn a_class_count_that_disagrees_with_the_data_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(&tmp.path().join("data"));
+    let mut cfg = config(&tmp.path().join("data"), HeadConfig::Linear, vec![stage("main", 1, LossSpec::Ce)]);
+    cfg.model.num_classes = 7;
+    let err = train(&cfg, &opts(&tmp.path().join("run"))).unwrap_err().to_string();
+    assert!(err.contains("model.num_classes") && err.contains("4 classes"), "{err}");
+}
+
+#[test]
+fn an_existing_run_folder_is_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(&tmp.path().join("data"));
+    let cfg = config(&tmp.path().join("data"), HeadConfig::Linear, vec![stage("main", 1, LossSpec::Ce)]);
+    train(&cfg, &opts(&tmp.path().join("run"))).unwrap();
+    let err = train(&cfg, &opts(&tmp.path().join("run"))).unwrap_err().to_string();
+    assert!(err.contains("--resume"), "{err}");
+}

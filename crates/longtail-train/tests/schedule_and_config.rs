@@ -1,0 +1,87 @@
+//! LR schedules at given epochs, config parsing, overrides and validation messages.
+
+use std::path::Path;
+
+use longtail_train::ExperimentConfig;
+use longtail_train::schedule::{Decay, LrConfig};
+
+#[test]
+fn cifar_recipe_gives_the_exact_rates() {
+    let lr = LrConfig::cifar(0.1);
+    let at = |e| lr.rate(e, 200, 0, 97);
+    // LDAM-DRW code: lr * epoch / 5 for epochs 1..5 (1-based)
+    assert!((at(0) - 0.02).abs() < 1e-12);
+    assert!((at(4) - 0.1).abs() < 1e-12);
+    assert!((at(5) - 0.1).abs() < 1e-12);
+    assert!((at(159) - 0.1).abs() < 1e-12);
+    assert!((at(160) - 0.001).abs() < 1e-12);
+    assert!((at(179) - 0.001).abs() < 1e-12);
+    assert!((at(180) - 0.00001).abs() < 1e-15);
+}
+
+#[test]
+fn per_step_warmup_and_cosine() {
+    let lr = LrConfig { base: 0.1, warmup_epochs: 1, warmup_per_step: true, decay: Decay::Steps { at: vec![12, 14], factors: vec![0.01, 0.0001] } };
+    assert!((lr.rate(0, 15, 0, 100) - 0.001).abs() < 1e-12);
+    assert!((lr.rate(0, 15, 49, 100) - 0.05).abs() < 1e-12);
+    assert!((lr.rate(0, 15, 99, 100) - 0.1).abs() < 1e-12);
+    assert!((lr.rate(11, 15, 0, 100) - 0.1).abs() < 1e-12);
+    assert!((lr.rate(12, 15, 0, 100) - 0.001).abs() < 1e-12);
+    assert!((lr.rate(14, 15, 0, 100) - 0.00001).abs() < 1e-15);
+    let cos = LrConfig::cosine(0.2, 0.0);
+    assert!((cos.rate(0, 10, 0, 5) - 0.2).abs() < 1e-12);
+    assert!((cos.rate(5, 10, 0, 5) - 0.1).abs() < 1e-12);
+    assert!((cos.rate(9, 10, 3, 5) - 0.2 * 0.5 * (1.0 + (std::f64::consts::PI * 0.9).cos())).abs() < 1e-12);
+}
+
+const MINIMAL: &str = r#"
+name = "x"
+method = "ce"
+[data]
+recipe = "fashion-mnist"
+source = { format = "fashion-mnist" }
+long_tail = { profile = { kind = "exp" }, imbalance_factor = 100, selection = { kind = "first" } }
+[model]
+arch = "resnet32"
+in_channels = 1
+num_classes = 10
+head = { kind = "linear" }
+[[stages]]
+name = "main"
+epochs = 15
+batch_size = 128
+sampler = { kind = "instance" }
+loss = { kind = "ce" }
+lr = { base = 0.1, warmup_epochs = 1, decay = { kind = "steps", at = [12, 14], factors = [0.01, 0.0001] } }
+optimizer = { momentum = 0.9, weight_decay = 2e-4 }
+"#;
+
+#[test]
+fn configs_parse_and_overrides_apply() {
+    let c = ExperimentConfig::from_toml(MINIMAL, Path::new("x.toml"), &[]).unwrap();
+    assert_eq!(c.stages[0].epochs, 15);
+    assert_eq!(c.eval.ece_bins, 15);
+    let c = ExperimentConfig::from_toml(MINIMAL, Path::new("x.toml"), &["stages.0.epochs=3".into(), "data.long_tail.imbalance_factor=50".into(), "seed=9".into()]).unwrap();
+    assert_eq!((c.stages[0].epochs, c.data.long_tail.imbalance_factor, c.seed), (3, 50.0, 9));
+    // the resolved config round-trips
+    let again = ExperimentConfig::from_toml(&c.to_toml(), Path::new("y.toml"), &[]).unwrap();
+    assert_eq!(again, c);
+}
+
+#[test]
+fn config_errors_name_file_field_and_expectation() {
+    let unknown = MINIMAL.replace("seed", "x").replace("[model]", "[model]\nwidth = 3");
+    let err = ExperimentConfig::from_toml(&unknown, Path::new("cfg/ce.toml"), &[]).unwrap_err().to_string();
+    assert!(err.contains("cfg/ce.toml") && err.contains("unknown field `width`"), "{err}");
+    let wrong_type = MINIMAL.replace("epochs = 15", "epochs = \"many\"");
+    let err = ExperimentConfig::from_toml(&wrong_type, Path::new("c.toml"), &[]).unwrap_err().to_string();
+    assert!(err.contains("c.toml") && err.contains("epochs"), "{err}");
+    let err = ExperimentConfig::from_toml(MINIMAL, Path::new("c.toml"), &["data.long_tail.imbalance_factor=0.5".into()]).unwrap_err().to_string();
+    assert!(err.contains("imbalance_factor") && err.contains(">= 1"), "{err}");
+    let err = ExperimentConfig::from_toml(MINIMAL, Path::new("c.toml"), &["stages.0.optimizer.momentum=1.5".into()]).unwrap_err().to_string();
+    assert!(err.contains("stages.0.optimizer.momentum"), "{err}");
+    let err = ExperimentConfig::from_toml(MINIMAL, Path::new("c.toml"), &["stages.3.epochs=1".into()]).unwrap_err().to_string();
+    assert!(err.contains("out of range"), "{err}");
+    let err = ExperimentConfig::from_toml(MINIMAL, Path::new("c.toml"), &["stages.0.loss={ kind = \"ldam\" }".into()]).unwrap_err().to_string();
+    assert!(err.contains("cosine"), "{err}");
+}
