@@ -1,0 +1,5 @@
+use clap::Parser;
+
+fn main() {
+    longtail::cli::exit_on_error(longtail::cli::run(longtail::cli::Cli::parse()));
+}

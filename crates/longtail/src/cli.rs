@@ -1,0 +1,350 @@
+//! The command-line interface: the umbrella `longtail` binary and the per-method binaries.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use longtail_data::SourceSpec;
+use longtail_train::device::select_device;
+use longtail_train::methods::{METHODS, default_config, method};
+use longtail_train::presets::Dataset;
+use longtail_train::{ExperimentConfig, RunDir, RunOptions, train};
+
+/// Long-tailed visual recognition on Burn.
+#[derive(Parser, Debug)]
+#[command(name = "longtail", version, about, long_about = None)]
+pub struct Cli {
+    /// Backend device: flex (cpu), ndarray, cuda[:N], wgpu[:N]; default from BURN_DEVICE, else the CPU.
+    #[arg(long, global = true, env = "BURN_DEVICE")]
+    pub device: Option<String>,
+    /// Print only results, no progress.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every runnable method: name, paper, stages.
+    Methods,
+    /// Print the default config of a method on a dataset.
+    Config {
+        #[arg(long)]
+        method: String,
+        #[arg(long, default_value = "fashion-mnist-lt")]
+        dataset: String,
+        #[arg(long)]
+        imbalance_factor: Option<f64>,
+    },
+    /// Dataset tools.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Train a method (the same as the per-method binaries).
+    Train(TrainArgs),
+    /// Re-evaluate a run's checkpoint on the test split and write the metrics.
+    Eval {
+        #[arg(long)]
+        run: PathBuf,
+        /// `final` or `best`.
+        #[arg(long, default_value = "final")]
+        checkpoint: String,
+    },
+    /// Classify image files with a trained run (top-k with class names).
+    Predict {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Write report.md, report.html and plots for a finished run.
+    Report { run: PathBuf },
+    /// One table across runs.
+    Compare {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Also write the table to this Markdown file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The main job: CE against long-tailed methods on Fashion-MNIST-LT, with reports.
+    Quickstart(crate::quickstart::QuickstartArgs),
+    /// Obtain a dataset (fashion-mnist: data folder, Debian package, download or apt).
+    Fetch {
+        dataset: String,
+        #[arg(long)]
+        data_root: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Class histogram, many / medium / few membership and hierarchy of a long-tailed dataset.
+    Inspect {
+        /// A preset: fashion-mnist, cifar10, cifar100, imagenet-lt, inat2018, places-lt.
+        #[arg(long, default_value = "fashion-mnist")]
+        dataset: String,
+        #[arg(long)]
+        imbalance_factor: Option<f64>,
+        /// Where the dataset's files are (overrides the preset's path).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Read the data section of this experiment config instead of a preset.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Arguments of `longtail train` and of every method binary.
+#[derive(Args, Debug, Default)]
+pub struct TrainArgs {
+    /// Method name (`longtail methods`); fixed by the method binaries.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Experiment config (TOML). Without it, the method's default config for --dataset.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long, default_value = "fashion-mnist-lt")]
+    pub dataset: String,
+    #[arg(long)]
+    pub imbalance_factor: Option<f64>,
+    /// Override any config field: --set stages.0.epochs=3 --set seed=1
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Run folder (default runs/<config name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue an interrupted run.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many epochs (the run stays resumable).
+    #[arg(long)]
+    pub max_epochs: Option<usize>,
+    /// Folder for datasets fetched on demand (Fashion-MNIST).
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Skip writing report.md / report.html.
+    #[arg(long)]
+    pub no_report: bool,
+}
+
+/// Fills in Fashion-MNIST's location when it has to be fetched.
+fn provide_data(config: &mut ExperimentConfig, data_root: Option<&Path>, quiet: bool) -> Result<()> {
+    if let SourceSpec::FashionMnist { root } = &mut config.data.source {
+        let wanted = root.clone().or_else(|| data_root.map(Path::to_path_buf));
+        if longtail_data::readers::idx::locate_fashion_mnist(wanted.as_deref()).is_err() {
+            *root = Some(crate::fetch::ensure_fashion_mnist(wanted.as_deref(), quiet)?);
+        } else if wanted.is_some() {
+            *root = wanted;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the experiment config of a `train` invocation.
+pub fn resolve_config(args: &TrainArgs) -> Result<ExperimentConfig> {
+    let config = match &args.config {
+        Some(path) => ExperimentConfig::load(path, &args.overrides)?,
+        None => {
+            let name = args.method.as_deref().ok_or_else(|| anyhow!("give --method NAME or --config FILE (see `longtail methods`)"))?;
+            let dataset = Dataset::parse(&args.dataset)?;
+            let base = default_config(name, dataset, args.imbalance_factor.unwrap_or(dataset.default_imbalance()))?;
+            ExperimentConfig::from_toml(&base.to_toml(), Path::new(&format!("<default {name} config>")), &args.overrides)?
+        }
+    };
+    if let Some(m) = &args.method {
+        method(m)?;
+        if &config.method != m {
+            bail!("the config is for method `{}` but this is `{m}`; use `longtail train --config` or the `{}` binary", config.method, config.method);
+        }
+    } else {
+        method(&config.method)?;
+    }
+    Ok(config)
+}
+
+/// Runs `train` (or resume) and writes the report; returns the run folder.
+pub fn run_train(args: &TrainArgs, device: Option<&str>, quiet: bool) -> Result<PathBuf> {
+    let device = select_device(device)?;
+    let (config, run_dir, resume) = match &args.resume {
+        Some(run) => {
+            if args.config.is_some() || !args.overrides.is_empty() {
+                bail!("--resume continues a run with its saved config; drop --config / --set");
+            }
+            let config = ExperimentConfig::load(&RunDir::new(run).config(), &[]).with_context(|| format!("{} is not a run folder", run.display()))?;
+            (config, run.clone(), true)
+        }
+        None => {
+            let mut config = resolve_config(args)?;
+            provide_data(&mut config, args.data_root.as_deref(), quiet)?;
+            let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&config.name));
+            (config, out, false)
+        }
+    };
+    let opts = RunOptions { run_dir: run_dir.clone(), device, resume, max_epochs: args.max_epochs, quiet };
+    let outcome = train(&config, &opts)?;
+    if outcome.finished {
+        if !args.no_report {
+            let md = crate::report::write_report(&run_dir)?;
+            if !quiet {
+                eprintln!("report: {} (and report.html)", md.display());
+            }
+        }
+        if let Some(r) = &outcome.final_report {
+            println!("{}", crate::compare::table(std::slice::from_ref(r)));
+        }
+    } else if !quiet {
+        eprintln!("paused; continue with --resume {}", run_dir.display());
+    }
+    Ok(run_dir)
+}
+
+fn eval(run: &Path, checkpoint: &str, device: Option<&str>) -> Result<()> {
+    let device = select_device(device)?.autodiff();
+    let dir = RunDir::new(run);
+    let config = ExperimentConfig::load(&dir.config(), &[]).with_context(|| format!("{} is not a run folder", run.display()))?;
+    let path = match checkpoint {
+        "final" => dir.final_checkpoint(),
+        "best" => dir.best_checkpoint(),
+        other => bail!("--checkpoint must be `final` or `best`, got `{other}`"),
+    };
+    let network = longtail_models::weights::load(config.model.init(config.seed, &device)?, &path)?;
+    let data = longtail_train::data::PreparedData::load(&config)?;
+    let metrics = longtail_train::evaluate_network(&network, &config, &data, &device)?;
+    let report = longtail_train::FinalReport {
+        name: format!("{} ({checkpoint} checkpoint)", config.name),
+        method: config.method.clone(),
+        device: longtail_train::device::describe(&device),
+        train_counts: data.counts.clone(),
+        metrics,
+        best: None,
+        total_seconds: 0.0,
+    };
+    let out = run.join(format!("eval-{checkpoint}.json"));
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", crate::compare::table(std::slice::from_ref(&report)));
+    eprintln!("metrics written to {}", out.display());
+    Ok(())
+}
+
+fn data_inspect(dataset: &str, imbalance: Option<f64>, root: Option<&Path>, config: Option<&Path>, quiet: bool) -> Result<()> {
+    let data = match config {
+        Some(path) => ExperimentConfig::load(path, &[])?.data,
+        None => {
+            let preset = Dataset::parse(dataset)?;
+            let mut data = preset.data(imbalance.unwrap_or(preset.default_imbalance()));
+            if let Some(r) = imbalance {
+                data.long_tail.imbalance_factor = r;
+            }
+            if let Some(root) = root {
+                match &mut data.source {
+                    SourceSpec::FashionMnist { root: r } => *r = Some(root.to_path_buf()),
+                    SourceSpec::Cifar10 { root: r } | SourceSpec::Cifar100 { root: r } => *r = root.to_path_buf(),
+                    _ => bail!("--root applies to fashion-mnist and cifar presets; use --config for list-file datasets"),
+                }
+            }
+            data
+        }
+    };
+    let mut exp = ExperimentConfig {
+        name: "inspect".into(),
+        method: "ce".into(),
+        seed: 0,
+        data,
+        model: longtail_models::ModelConfig::new(longtail_models::Arch::Resnet32, 1, 10, longtail_models::HeadConfig::Linear),
+        stages: vec![],
+        eval: Default::default(),
+        loader: Default::default(),
+        init_from: None,
+        fusion: None,
+    };
+    provide_data(&mut exp, None, quiet)?;
+    let splits = exp.data.load()?;
+    print!("{}", crate::inspect::describe(&splits, exp.eval.many_above, exp.eval.few_below));
+    Ok(())
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let device = cli.device.as_deref();
+    match cli.command {
+        Command::Methods => {
+            for m in METHODS {
+                println!("{:<26} {:<50} {} | {}", m.name, m.title, m.paper, m.stages);
+            }
+        }
+        Command::Config { method, dataset, imbalance_factor } => {
+            let d = Dataset::parse(&dataset)?;
+            print!("{}", default_config(&method, d, imbalance_factor.unwrap_or(d.default_imbalance()))?.to_toml());
+        }
+        Command::Data { command: DataCommand::Inspect { dataset, imbalance_factor, root, config } } => {
+            data_inspect(&dataset, imbalance_factor, root.as_deref(), config.as_deref(), cli.quiet)?;
+        }
+        Command::Train(args) => {
+            run_train(&args, device, cli.quiet)?;
+        }
+        Command::Eval { run, checkpoint } => eval(&run, &checkpoint, device)?,
+        Command::Predict { run, top_k, images } => {
+            let d = select_device(device)?;
+            for (path, ranked) in images.iter().zip(crate::predict::predict_files(&run, &images, top_k, &d)?) {
+                let parts: Vec<String> = ranked.iter().map(|(c, n, p)| format!("{n} [{c}] {:.1}%", 100.0 * p)).collect();
+                println!("{}: {}", path.display(), parts.join(", "));
+            }
+        }
+        Command::Report { run } => {
+            let md = crate::report::write_report(&run)?;
+            println!("{}", md.display());
+        }
+        Command::Compare { runs, out } => {
+            let table = crate::compare::table(&crate::compare::load_reports(&runs)?);
+            print!("{table}");
+            if let Some(out) = out {
+                std::fs::write(&out, &table).with_context(|| format!("writing {}", out.display()))?;
+            }
+        }
+        Command::Quickstart(args) => crate::quickstart::run(&args, device, cli.quiet)?,
+        Command::Fetch { dataset, data_root } => {
+            if !matches!(dataset.as_str(), "fashion-mnist" | "fashion-mnist-lt") {
+                bail!("only fashion-mnist can be fetched; CIFAR, ImageNet-LT, iNaturalist and Places-LT need their official downloads (see docs/datasets.md)");
+            }
+            println!("{}", crate::fetch::ensure_fashion_mnist(data_root.as_deref(), cli.quiet)?.display());
+        }
+    }
+    Ok(())
+}
+
+/// Prints an error as one line of cause (plus its hint) and exits non-zero; no backtrace.
+pub fn exit_on_error(result: Result<()>) {
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The command line of a per-method binary.
+#[derive(Parser, Debug)]
+struct MethodCli {
+    #[arg(long, env = "BURN_DEVICE")]
+    device: Option<String>,
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+/// Entry point of the binary of method `name` (`cargo run --release --bin <name> -- ...`).
+pub fn method_main(name: &str) {
+    let mut cli = MethodCli::parse();
+    exit_on_error((|| {
+        method(name)?;
+        if cli.train.method.as_deref().is_some_and(|m| m != name) {
+            bail!("this is the `{name}` binary; use `longtail train --method ...` for other methods");
+        }
+        cli.train.method = Some(name.to_string());
+        run_train(&cli.train, cli.device.as_deref(), cli.quiet).map(|_| ())
+    })());
+}
