@@ -46,7 +46,7 @@ pub fn change_head(network: Network, change: &HeadChange, model: &ModelConfig, c
             let total: usize = counts.iter().sum();
             let log_prior: Vec<f64> = counts.iter().map(|&n| tau * (n as f64 / total as f64).ln()).collect();
             let bias = fc.bias.take().map(|b| b.val()).unwrap_or_else(|| burn::tensor::Tensor::zeros([counts.len()], device));
-            fc.bias = Some(Param::from_tensor(bias - constant(&log_prior, device)));
+            fc.bias = Some(Param::from_tensor((bias - constant(&log_prior, device)).detach()));
             network.with_head(Head::Linear(LinearHead { fc }))
         }
     })
