@@ -224,6 +224,11 @@ pub struct ExperimentConfig {
     pub fusion: Option<FusionSources>,
 }
 
+/// Folds a TOML error onto one line (the source snippet lines are dropped).
+fn one_line(msg: &str) -> String {
+    msg.lines().map(str::trim).filter(|l| !l.is_empty() && !l.contains('|')).collect::<Vec<_>>().join(" ")
+}
+
 /// Parses `value` of a `--set key=value` as a TOML literal, or as a string if it is not one.
 fn parse_value(value: &str) -> toml::Value {
     let doc = format!("v = {value}");
@@ -274,13 +279,13 @@ impl ExperimentConfig {
     /// Parses TOML text (`path` names it in errors) with overrides.
     pub fn from_toml(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
         let file_err = |msg: String| TrainError::ConfigFile { path: path.to_path_buf(), msg };
-        let mut tree: toml::Value = toml::from_str(text).map_err(|e| file_err(e.to_string().trim().to_string()))?;
+        let mut tree: toml::Value = toml::from_str(text).map_err(|e| file_err(one_line(&e.to_string())))?;
         for o in overrides {
             let (key, value) = o.split_once('=').ok_or_else(|| TrainError::config(o, "overrides are written key=value"))?;
             set_path(&mut tree, key.trim(), parse_value(value.trim()))?;
         }
         let config: ExperimentConfig = tree.try_into().map_err(|e: toml::de::Error| {
-            let msg = e.to_string().trim().to_string();
+            let msg = one_line(&e.to_string());
             file_err(if overrides.is_empty() { msg } else { format!("{msg} (after --set {})", overrides.join(" ")) })
         })?;
         config.validate()?;

@@ -67,6 +67,9 @@ pub fn evaluate_network(network: &Network, config: &ExperimentConfig, data: &Pre
 /// Loads the final network of a finished run, built from its own config.
 pub fn load_run_network(run: &Path, device: &Device) -> Result<(Network, ExperimentConfig)> {
     let dir = RunDir::new(run);
+    if !dir.config().exists() {
+        return Err(TrainError::Run(format!("{} is not a run folder (no config.toml); train that run first or fix the path", run.display())));
+    }
     let config = ExperimentConfig::load(&dir.config(), &[])?;
     let path = dir.final_checkpoint();
     if !path.exists() {
@@ -259,6 +262,12 @@ pub fn train(config: &ExperimentConfig, opts: &RunOptions) -> Result<RunOutcome>
 pub fn train_with_base(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> Result<RunOutcome> {
     config.validate()?;
     let dir = RunDir::new(&opts.run_dir);
+    let data = PreparedData::load(config)?;
+    if let Some(RunSource::Run { run }) = &config.init_from {
+        if !RunDir::new(run).config().exists() {
+            return Err(TrainError::Run(format!("init_from: {} is not a run folder (no config.toml); train the stage-I run first or fix the path", run.display())));
+        }
+    }
     let mut state = if opts.resume {
         let state = dir.read_state()?;
         let saved = ExperimentConfig::load(&dir.config(), &[])?;
@@ -276,7 +285,6 @@ pub fn train_with_base(config: &ExperimentConfig, opts: &RunOptions, base: &Path
     }
     let plain = opts.device.clone().without_autodiff();
     let device = plain.clone().autodiff();
-    let data = PreparedData::load(config)?;
     let msg = format!(
         "{}: {} on {} ({} training images, {} classes, {} test images) -> {}",
         config.name,

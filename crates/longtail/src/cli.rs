@@ -73,6 +73,11 @@ pub enum Command {
     },
     /// The main job: CE against long-tailed methods on Fashion-MNIST-LT, with reports.
     Quickstart(crate::quickstart::QuickstartArgs),
+    /// Throughput benchmarks (images/s, peak memory); `cargo xtask bench` runs the standard set.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Obtain a dataset (fashion-mnist: data folder, Debian package, download or apt).
     Fetch {
         dataset: String,
@@ -96,6 +101,41 @@ pub enum DataCommand {
         /// Read the data section of this experiment config instead of a preset.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Model training or inference on random data.
+    Model {
+        #[arg(long, default_value = "resnet32")]
+        arch: String,
+        /// `train` or `infer`.
+        #[arg(long, default_value = "train")]
+        mode: String,
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        #[arg(long, default_value_t = 32)]
+        image: usize,
+        #[arg(long, default_value_t = 3)]
+        channels: usize,
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+    },
+    /// Loader with augmentation: `cifar` (in-memory 32x32) or `jpeg` (decode + ImageNet recipe).
+    Loader {
+        #[arg(long, default_value = "cifar")]
+        format: String,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        #[arg(long, default_value_t = 4096)]
+        images: usize,
     },
 }
 
@@ -307,6 +347,23 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Quickstart(args) => crate::quickstart::run(&args, device, cli.quiet)?,
+        Command::Bench { command } => {
+            let result = match command {
+                BenchCommand::Model { arch, mode, batch, image, channels, classes, steps, warmup } => {
+                    let arch: longtail_models::Arch = serde_json::from_value(serde_json::Value::String(arch.clone())).map_err(|_| anyhow!("unknown --arch `{arch}`"))?;
+                    let train = match mode.as_str() {
+                        "train" => true,
+                        "infer" => false,
+                        other => bail!("--mode must be train or infer, got `{other}`"),
+                    };
+                    crate::bench::model(arch, train, batch, image, channels, classes, steps, warmup, &select_device(device)?)?
+                }
+                BenchCommand::Loader { format, threads, batch, images } => {
+                    crate::bench::loader(&format, threads, batch, images, &std::env::temp_dir().join("longtail-bench-jpeg"))?
+                }
+            };
+            println!("{}", serde_json::to_string(&result)?);
+        }
         Command::Fetch { dataset, data_root } => {
             if !matches!(dataset.as_str(), "fashion-mnist" | "fashion-mnist-lt") {
                 bail!("only fashion-mnist can be fetched; CIFAR, ImageNet-LT, iNaturalist and Places-LT need their official downloads (see docs/datasets.md)");
@@ -315,6 +372,18 @@ pub fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Reports an unexpected panic as one line (a backtrace only with `LONGTAIL_BACKTRACE=1`).
+pub fn install_panic_hook() {
+    if std::env::var("LONGTAIL_BACKTRACE").is_ok_and(|v| v == "1") {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_default();
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("error: internal error: {}{at}; please report it (LONGTAIL_BACKTRACE=1 shows a backtrace)", msg.lines().next().unwrap_or(""));
+    }));
 }
 
 /// Prints an error as one line of cause (plus its hint) and exits non-zero; no backtrace.
@@ -338,6 +407,7 @@ struct MethodCli {
 
 /// Entry point of the binary of method `name` (`cargo run --release --bin <name> -- ...`).
 pub fn method_main(name: &str) {
+    install_panic_hook();
     let mut cli = MethodCli::parse();
     exit_on_error((|| {
         method(name)?;

@@ -12,6 +12,7 @@ pub use longtail_losses as losses;
 pub use longtail_models as models;
 pub use longtail_train as train;
 
+pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod fetch;

@@ -48,25 +48,33 @@ where
         .x_label_area_size(if n <= 30 { 90 } else { 40 })
         .y_label_area_size(55)
         .right_y_label_area_size(70)
-        .build_cartesian_2d(0..n, 0.0..100.0)?
-        .set_secondary_coord(0..n, 0.0..max_count * 1.05);
-    let labels: Vec<String> = classes.iter().map(|c| short(&c.name, 14)).collect();
+        .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), 0.0..100.0)?
+        .set_secondary_coord((0..n.saturating_sub(1)).into_segmented(), 0.0..max_count * 1.05);
+    let labels: Vec<String> = classes.iter().map(|c| short(&c.name, 12)).collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
         .y_desc("test accuracy (%)")
         .x_labels(n.min(30))
-        .x_label_formatter(&|i| if n <= 30 { labels.get(*i).cloned().unwrap_or_default() } else { format!("{i}") })
-        .x_label_style(("sans-serif", 13).into_font().transform(FontTransform::Rotate90))
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) if n <= 30 => labels.get(*i).cloned().unwrap_or_default(),
+            SegmentValue::CenterOf(i) => format!("{i}"),
+            _ => String::new(),
+        })
+        .x_label_style(("sans-serif", if n <= 12 { 14 } else { 11 }))
         .label_style(("sans-serif", 14))
         .draw()?;
     chart.configure_secondary_axes().y_desc("training images").label_style(("sans-serif", 14)).draw()?;
     chart
-        .draw_series(classes.iter().enumerate().map(|(i, c)| Rectangle::new([(i, 0.0), (i + 1, c.accuracy)], BLUE.mix(0.75).filled())))?
+        .draw_series(classes.iter().enumerate().map(|(i, c)| {
+            let mut bar = Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), c.accuracy)], BLUE.mix(0.75).filled());
+            bar.set_margin(0, 0, 3, 3);
+            bar
+        }))?
         .label("accuracy")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], BLUE.filled()));
     chart
-        .draw_secondary_series(LineSeries::new(classes.iter().enumerate().map(|(i, c)| (i, c.train_count as f64)), ORANGE.stroke_width(3)))?
+        .draw_secondary_series(LineSeries::new(classes.iter().enumerate().map(|(i, c)| (SegmentValue::CenterOf(i), c.train_count as f64)), ORANGE.stroke_width(3)))?
         .label("training images")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], ORANGE.stroke_width(3)));
     chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(GREY).label_font(("sans-serif", 14)).draw()?;
@@ -98,7 +106,7 @@ where
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(55)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..100.0)?;
+        .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), 0.0..100.0)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -155,6 +163,9 @@ where
         ))?
         .label("test accuracy")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLUE.stroke_width(3)));
+    // markers, so runs of a single epoch still show their values
+    chart.draw_series(history.iter().enumerate().map(|(i, r)| Circle::new((i + 1, r.train_loss), 4, ORANGE.filled())))?;
+    chart.draw_secondary_series(history.iter().enumerate().filter_map(|(i, r)| r.test.as_ref().map(|t| Circle::new((i + 1, t.accuracy), 4, BLUE.filled()))))?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::MiddleRight)
@@ -210,10 +221,13 @@ where
     let mut chart = ChartBuilder::on(&root)
         .caption("Confusion matrix (rows: true class, normalised)", ("sans-serif", 22))
         .margin(12)
-        .x_label_area_size(label_area)
+        .x_label_area_size(label_area / 2)
         .y_label_area_size(label_area)
-        .build_cartesian_2d(0..n, 0..n)?;
-    let fmt = |i: &usize| if n <= 30 { names.get(*i).cloned().unwrap_or_default() } else { String::new() };
+        .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), (0..n.saturating_sub(1)).into_segmented())?;
+    let label = |v: &SegmentValue<usize>, flip: bool| match v {
+        SegmentValue::CenterOf(i) if n <= 30 => (if flip { (n - 1).checked_sub(*i) } else { Some(*i) }).and_then(|j| names.get(j).cloned()).unwrap_or_default(),
+        _ => String::new(),
+    };
     chart
         .configure_mesh()
         .disable_mesh()
@@ -221,24 +235,25 @@ where
         .y_desc("true")
         .x_labels(n.min(30))
         .y_labels(n.min(30))
-        .x_label_formatter(&fmt)
-        .y_label_formatter(&|i| fmt(&(n - 1 - i)))
-        .x_label_style(("sans-serif", 13).into_font().transform(FontTransform::Rotate90))
-        .label_style(("sans-serif", 13))
+        .x_label_formatter(&|v| label(v, false))
+        .y_label_formatter(&|v| label(v, true))
+        .label_style(("sans-serif", if n <= 12 { 13 } else { 10 }))
         .draw()?;
+    let cell = |t: usize, p: usize| cm[t][p] as f64 / cm[t].iter().sum::<usize>().max(1) as f64;
     chart.draw_series((0..n).flat_map(|t| (0..n).map(move |p| (t, p))).map(|(t, p)| {
-        let row: usize = cm[t].iter().sum::<usize>().max(1);
-        let v = cm[t][p] as f64 / row as f64;
-        let shade = (255.0 * (1.0 - v)) as u8;
+        let shade = (255.0 * (1.0 - 0.85 * cell(t, p))) as u8;
         let y = n - 1 - t;
-        Rectangle::new([(p, y), (p + 1, y + 1)], RGBColor(shade, shade, 255).filled())
+        Rectangle::new([(SegmentValue::Exact(p), SegmentValue::Exact(y)), (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1))], RGBColor(shade, shade, 255).filled())
     }))?;
     if n <= 12 {
+        let centred = ("sans-serif", 14).into_font().style(FontStyle::Normal);
         chart.draw_series((0..n).flat_map(|t| (0..n).map(move |p| (t, p))).map(|(t, p)| {
-            let row: usize = cm[t].iter().sum::<usize>().max(1);
-            let v = cm[t][p] as f64 / row as f64;
-            let color = if v > 0.5 { WHITE } else { BLACK };
-            Text::new(format!("{:.2}", v), (p, n - 1 - t), ("sans-serif", 13).into_font().color(&color))
+            let v = cell(t, p);
+            let style = centred.clone().color(if v > 0.5 { &WHITE } else { &BLACK }).pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Center,
+            ));
+            Text::new(format!("{v:.2}"), (SegmentValue::CenterOf(p), SegmentValue::CenterOf(n - 1 - t)), style)
         }))?;
     }
     root.present()?;

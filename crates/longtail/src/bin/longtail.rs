@@ -1,5 +1,6 @@
 use clap::Parser;
 
 fn main() {
+    longtail::cli::install_panic_hook();
     longtail::cli::exit_on_error(longtail::cli::run(longtail::cli::Cli::parse()));
 }

@@ -1,0 +1,207 @@
+//! The real `longtail` binary, end to end on tiny generated data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn longtail(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_longtail")).args(args).current_dir(cwd).env("BURN_DEVICE", "flex").output().expect("run longtail")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// Asserts a clean failure: exit code 1, one `error:` line naming `needle`, no panic or backtrace.
+fn assert_clean_error(o: &Output, needle: &str) {
+    let (_, err) = text(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: "), "stderr: {err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked") && !err.contains("stack backtrace") && !err.contains("RUST_BACKTRACE"), "{err}");
+}
+
+const CONFIG: &str = r#"
+name = "tiny"
+method = "ce"
+seed = 1
+[data]
+recipe = "fashion-mnist"
+source = { format = "idx", root = "data", classes = ["zero", "one", "two", "three"] }
+long_tail = { profile = { kind = "exp" }, imbalance_factor = 10, selection = { kind = "first" } }
+hierarchy = "groups.toml"
+[model]
+arch = "resnet8"
+in_channels = 1
+num_classes = 4
+head = { kind = "linear" }
+[[stages]]
+name = "ce"
+epochs = 3
+batch_size = 16
+sampler = { kind = "instance" }
+loss = { kind = "ce" }
+lr = { base = 0.05, decay = { kind = "constant" } }
+optimizer = { weight_decay = 5e-4 }
+[loader]
+threads = 2
+"#;
+
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    longtail_data::synthetic::write_idx_dataset(&dir.path().join("data"), &[60; 4], 25, 11).unwrap();
+    std::fs::write(dir.path().join("tiny.toml"), CONFIG).unwrap();
+    std::fs::write(dir.path().join("groups.toml"), "[[group]]\nname = \"dark\"\nclasses = [\"zero\", \"one\"]\n[[group]]\nname = \"bright\"\nclasses = [\"two\", \"three\"]\n").unwrap();
+    dir
+}
+
+fn assert_png(path: &Path) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{} does not decode: {e}", path.display()));
+    assert!(img.width() >= 300 && img.height() >= 300, "{}", path.display());
+}
+
+#[test]
+fn train_eval_predict_report_compare_end_to_end() {
+    let ws = workspace();
+    let cwd = ws.path();
+    let o = longtail(&["-q", "train", "--config", "tiny.toml", "--out", "runs/ce"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let run = cwd.join("runs/ce");
+    for f in ["final.json", "metrics.csv", "report.md", "report.html", "checkpoints/final.bpk"] {
+        assert!(run.join(f).exists(), "{f}");
+    }
+    for plot in ["class_accuracy", "groups", "learning_curves", "reliability", "confusion"] {
+        assert_png(&run.join(format!("plots/{plot}.png")));
+        let svg = std::fs::read_to_string(run.join(format!("plots/{plot}.svg"))).unwrap();
+        assert!(svg.contains("<svg"), "{plot}.svg");
+    }
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("TIE") && md.contains("three rarest classes"), "{md}");
+
+    // a second method through --set, then compare
+    let o = longtail(&["-q", "train", "--config", "tiny.toml", "--set", "method=balanced-softmax", "--set", "stages.0.loss={ kind = \"balanced-softmax\" }", "--out", "runs/bs", "--no-report"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = longtail(&["compare", "runs/ce", "runs/bs", "--out", "table.md"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (out, _) = text(&o);
+    assert!(out.contains("| tiny | ce |") && out.contains("| tiny | balanced-softmax |"), "{out}");
+    assert!(std::fs::read_to_string(cwd.join("table.md")).unwrap().contains("overall"));
+
+    // eval re-computes the metrics of the final checkpoint exactly
+    let o = longtail(&["eval", "--run", "runs/ce"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let f: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("final.json")).unwrap()).unwrap();
+    let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval-final.json")).unwrap()).unwrap();
+    assert_eq!(f["metrics"]["accuracy"], e["metrics"]["accuracy"]);
+    assert_eq!(f["metrics"]["confusion"], e["metrics"]["confusion"]);
+
+    // predict: a bright image is class `three`
+    image::GrayImage::from_pixel(28, 28, image::Luma([215])).save(cwd.join("bright.png")).unwrap();
+    let o = longtail(&["predict", "--run", "runs/ce", "--top-k", "2", "bright.png"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (out, _) = text(&o);
+    assert!(out.starts_with("bright.png: three [3]"), "{out}");
+
+    // report regenerates
+    let o = longtail(&["report", "runs/bs"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(cwd.join("runs/bs/report.html").exists());
+}
+
+#[test]
+fn methods_config_and_data_inspect() {
+    let ws = workspace();
+    let cwd = ws.path();
+    let o = longtail(&["methods"], cwd);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    let names: Vec<&str> = out.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    for m in ["ce", "ldam-drw", "balanced-softmax", "crt", "kps", "fbl", "gcl", "h2t", "ffn", "hrdc", "mgkt"] {
+        assert!(names.contains(&m), "{m} missing");
+    }
+    let o = longtail(&["config", "--method", "gcl", "--dataset", "cifar100-lt"], cwd);
+    assert!(o.status.success() && text(&o).0.contains("kind = \"cben\""));
+    let o = longtail(&["data", "inspect", "--config", "tiny.toml"], cwd);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("4 classes, 105 training images") && out.contains("rank third") && out.contains("hierarchy: 2 coarse classes"), "{out}");
+}
+
+#[test]
+fn resume_continues_an_interrupted_run() {
+    let ws = workspace();
+    let cwd = ws.path();
+    let o = longtail(&["-q", "train", "--config", "tiny.toml", "--out", "runs/r", "--max-epochs", "1"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(!cwd.join("runs/r/final.json").exists());
+    let o = longtail(&["-q", "train", "--resume", "runs/r"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cwd.join("runs/r/state.json")).unwrap()).unwrap();
+    assert_eq!(state["history"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn bad_input_gives_one_line_causes_and_non_zero_exits() {
+    let ws = workspace();
+    let cwd = ws.path();
+    // unknown config key: file, field, expectation
+    std::fs::write(cwd.join("bad.toml"), CONFIG.replace("[model]", "[model]\ndepth = 32")).unwrap();
+    let o = longtail(&["train", "--config", "bad.toml"], cwd);
+    assert_clean_error(&o, "bad.toml");
+    assert!(text(&o).1.contains("unknown field `depth`") && text(&o).1.contains("expected one of"));
+    // wrong type
+    std::fs::write(cwd.join("type.toml"), CONFIG.replace("epochs = 3", "epochs = \"three\"")).unwrap();
+    assert_clean_error(&longtail(&["train", "--config", "type.toml"], cwd), "type.toml");
+    // out-of-range --set value
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--set", "data.long_tail.imbalance_factor=0.5"], cwd), "imbalance_factor");
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--set", "stages.0.lr.base=-1"], cwd), "stages.0.lr.base");
+    // unknown method
+    assert_clean_error(&longtail(&["train", "--method", "nope"], cwd), "unknown method `nope`");
+    // class count that disagrees with the data
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--set", "model.num_classes=7"], cwd), "model.num_classes");
+    // missing dataset
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--set", "data.source.root=\"nowhere\""], cwd), "nowhere");
+    // stage II pointing at a missing checkpoint
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--set", "init_from={ run = \"runs/none\" }"], cwd), "runs/none");
+    // a corrupt checkpoint
+    let o = longtail(&["-q", "train", "--config", "tiny.toml", "--set", "stages.0.epochs=1", "--out", "runs/c", "--no-report"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    std::fs::write(cwd.join("runs/c/checkpoints/final.bpk"), b"garbage").unwrap();
+    assert_clean_error(&longtail(&["eval", "--run", "runs/c"], cwd), "final.bpk");
+    // a run folder that is not one
+    assert_clean_error(&longtail(&["eval", "--run", "data"], cwd), "not a run folder");
+    // an unknown device
+    assert_clean_error(&longtail(&["--device", "tpu", "train", "--config", "tiny.toml"], cwd), "unknown device `tpu`");
+    // usage errors are clap's (exit code 2)
+    assert_eq!(longtail(&["train", "--bogus"], cwd).status.code(), Some(2));
+}
+
+fn configs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}
+
+/// Every config under configs/ parses, validates, and is what the registry generates today.
+#[test]
+fn shipped_configs_match_the_method_registry() {
+    use longtail_train::ExperimentConfig;
+    use longtail_train::methods::default_config;
+    use longtail_train::presets::Dataset;
+    let mut checked = 0;
+    for dir in std::fs::read_dir(configs_dir()).unwrap() {
+        let dir = dir.unwrap().path();
+        let dir_name = dir.file_name().unwrap().to_string_lossy().to_string();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            let config = ExperimentConfig::load(&file, &[]).unwrap_or_else(|e| panic!("{e}"));
+            let (base, factor) = match dir_name.split_once("_if") {
+                Some((b, f)) => (b.to_string(), f.parse::<f64>().unwrap()),
+                None => (dir_name.clone(), if dir_name.starts_with("cifar") || dir_name.starts_with("fashion") { 100.0 } else { 1.0 }),
+            };
+            let dataset = Dataset::parse(&base).unwrap();
+            let expected = default_config(&config.method, dataset, factor).unwrap();
+            assert_eq!(config, expected, "{} is stale: run `cargo xtask configs`", file.display());
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} configs");
+}
