@@ -16,7 +16,6 @@ use longtail_data::sampler::mix_seed;
 use longtail_data::{HostBatch, Sampler};
 use longtail_losses::functional::constant;
 use longtail_losses::{Loss, LossInputs, LossState, reweight};
-use longtail_models::layers::global_avg_pool;
 use longtail_models::{Network, weights};
 use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
@@ -199,32 +198,13 @@ fn step_loss(network: &Network, batch: DeviceBatch, fusing: Option<DeviceBatch>,
         };
         Ok(per.mean())
     };
-    // H2T: replace floor(ratio * d) random channels of the balanced batch's map with the
-    // instance batch's (one channel subset per batch, labels of the balanced batch).
+    // H2T: fuse the balanced batch's feature map with the instance batch's (labels of the balanced batch).
     if let (Some(h2t), Some(fusing)) = (&ctx.stage.h2t, fusing) {
         let backbone = network.backbone().ok_or_else(|| TrainError::Run("H2T needs a single-backbone model".into()))?;
-        let map_b = backbone.forward(batch.images).detach();
-        let map_i = backbone.forward(fusing.images).detach();
-        let [n_i, d, _, _] = map_i.dims();
-        let [n, _, _, _] = map_b.dims();
-        let map_i = if n_i == n { map_i } else { map_i.narrow(0, 0, n.min(n_i)) };
-        let map_b = if n_i >= n { map_b } else { map_b.narrow(0, 0, n_i) };
-        let k = (h2t.ratio * d as f64).floor() as usize;
-        let mut channels: Vec<usize> = (0..d).collect();
-        channels.shuffle(rng);
-        let mut mask = vec![0f32; d];
-        for &c in &channels[..k] {
-            mask[c] = 1.0;
-        }
-        let mask = Tensor::<1>::from_data(TensorData::new(mask, [d]), &device).reshape([1, d, 1, 1]);
-        let fused = map_b.clone() + (map_i - map_b) * mask;
-        let features = global_avg_pool(fused);
-        let out = network.head_forward(features.clone());
-        let m = out.logits.dims()[0];
-        let targets = batch.targets.narrow(0, 0, m);
-        let coarse = batch.coarse.map(|c| c.narrow(0, 0, m));
-        let inputs = LossInputs { logits: out.logits.clone(), aux: out.aux, features: Some(features), targets: targets.clone(), coarse_targets: coarse };
-        return Ok((loss_of(&inputs)?, out.logits, targets));
+        let fused = crate::h2t::fused_forward(backbone, batch, fusing, h2t.ratio, rng);
+        let out = network.head_forward(fused.features.clone());
+        let inputs = LossInputs { logits: out.logits.clone(), aux: out.aux, features: Some(fused.features), targets: fused.targets.clone(), coarse_targets: fused.coarse };
+        return Ok((loss_of(&inputs)?, out.logits, fused.targets));
     }
     if let Some(mixup) = &ctx.stage.mixup {
         let lambda: f64 = Beta::new(mixup.alpha, mixup.alpha).map_err(|e| TrainError::config("mixup.alpha", e.to_string()))?.sample(rng);
@@ -346,8 +326,14 @@ pub fn train_with_base(config: &ExperimentConfig, opts: &RunOptions, base: &Path
                 (Some(d), Some(ds)) if epoch >= ds.from_epoch => d,
                 _ => &sampler,
             };
-            let order = active.epoch_indices(stream_seed, epoch, stage.epochs, 0);
-            let mut fusing_batches = fusing.as_ref().map(|f| loader.iter(f.epoch_indices(stream_seed, epoch, stage.epochs, 1), stream_seed, epoch, 1));
+            let (order, fusing_order) = match &fusing {
+                Some(f) => {
+                    let (a, b) = crate::h2t::paired_orders(active, f, stream_seed, epoch, stage.epochs);
+                    (a, Some(b))
+                }
+                None => (active.epoch_indices(stream_seed, epoch, stage.epochs, 0), None),
+            };
+            let mut fusing_batches = fusing_order.map(|o| loader.iter(o, stream_seed, epoch, 1));
             let mut ctx = StepContext {
                 stage,
                 loss: &loss,

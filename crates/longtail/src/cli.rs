@@ -126,6 +126,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2)]
         warmup: usize,
     },
+    /// Compare this device's numbers on a fixed batch with the CPU backend's (relative 1e-3).
+    Parity,
     /// Loader with augmentation: `cifar` (in-memory 32x32) or `jpeg` (decode + ImageNet recipe).
     Loader {
         #[arg(long, default_value = "cifar")]
@@ -357,6 +359,14 @@ pub fn run(cli: Cli) -> Result<()> {
                         other => bail!("--mode must be train or infer, got `{other}`"),
                     };
                     crate::bench::model(arch, train, batch, image, channels, classes, steps, warmup, &select_device(device)?)?
+                }
+                BenchCommand::Parity => {
+                    let d = select_device(device)?;
+                    let cpu = longtail_train::parity::numbers(&burn::tensor::Device::flex());
+                    let other = longtail_train::parity::numbers(&d);
+                    let worst = longtail_train::parity::compare(&cpu, &other).map_err(|e| anyhow!("{} differs from the CPU backend: {e}", longtail_train::device::describe(&d)))?;
+                    println!("{}", serde_json::json!({"parity": longtail_train::device::describe(&d), "largest_relative_difference": worst, "tolerance": longtail_train::parity::TOLERANCE, "train_loss": other.train_loss, "cpu_train_loss": cpu.train_loss}));
+                    return Ok(());
                 }
                 BenchCommand::Loader { format, threads, batch, images } => {
                     crate::bench::loader(&format, threads, batch, images, &std::env::temp_dir().join("longtail-bench-jpeg"))?

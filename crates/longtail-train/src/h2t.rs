@@ -1,0 +1,64 @@
+//! H2T's feature-map fusion (Li et al., AAAI 2024, Eq. 2): `floor(p d)` whole channels of each
+//! class-balanced sample's last feature map are replaced by the same channels of its
+//! instance-sampled partner; one random channel subset per batch (the authors' code); the
+//! balanced batch's labels are kept.
+
+use burn::tensor::{Int, Tensor, TensorData};
+use longtail_data::Sampler;
+use longtail_models::Backbone;
+use longtail_models::layers::global_avg_pool;
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use crate::data::DeviceBatch;
+
+/// Channels taken from the fusing (instance-sampled) map: `int(p * d)`, as the code rounds.
+pub fn fused_channels(ratio: f64, channels: usize) -> usize {
+    ((ratio * channels as f64).floor() as usize).min(channels)
+}
+
+/// A random subset of exactly `fused_channels(ratio, channels)` channels.
+pub fn channel_mask<R: Rng>(ratio: f64, channels: usize, rng: &mut R) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..channels).collect();
+    order.shuffle(rng);
+    let mut mask = vec![false; channels];
+    for &c in &order[..fused_channels(ratio, channels)] {
+        mask[c] = true;
+    }
+    mask
+}
+
+/// `F = M ⊙ F_fusing + (1 - M) ⊙ F_balanced` over whole channels `[N, C, H, W]`.
+pub fn fuse(balanced: Tensor<4>, fusing: Tensor<4>, mask: &[bool]) -> Tensor<4> {
+    let device = balanced.device();
+    let m: Vec<f32> = mask.iter().map(|&b| b as u8 as f32).collect();
+    let m = Tensor::<1>::from_data(TensorData::new(m, [mask.len()]), &device).reshape([1, mask.len(), 1, 1]);
+    balanced.clone() + (fusing - balanced) * m
+}
+
+/// The pooled fused features of a balanced batch and its fusing partner (the shorter batch sets
+/// the size), with the balanced batch's labels.
+pub struct Fused {
+    pub features: Tensor<2>,
+    pub targets: Tensor<1, Int>,
+    pub coarse: Option<Tensor<1, Int>>,
+}
+
+/// Runs the (frozen) backbone on both batches and fuses their maps.
+pub fn fused_forward<R: Rng>(backbone: &Backbone, balanced: DeviceBatch, fusing: DeviceBatch, ratio: f64, rng: &mut R) -> Fused {
+    let n = balanced.len.min(fusing.len);
+    let map_b = backbone.forward(balanced.images.narrow(0, 0, n)).detach();
+    let map_i = backbone.forward(fusing.images.narrow(0, 0, n)).detach();
+    let mask = channel_mask(ratio, map_b.dims()[1], rng);
+    Fused {
+        features: global_avg_pool(fuse(map_b, map_i, &mask)),
+        targets: balanced.targets.narrow(0, 0, n),
+        coarse: balanced.coarse.map(|c| c.narrow(0, 0, n)),
+    }
+}
+
+/// One epoch of paired sampling: the balanced branch from `primary` (stream 0), the fusing branch
+/// from `fusing` (stream 1), drawn independently.
+pub fn paired_orders(primary: &Sampler, fusing: &Sampler, seed: u64, epoch: usize, epochs: usize) -> (Vec<usize>, Vec<usize>) {
+    (primary.epoch_indices(seed, epoch, epochs, 0), fusing.epoch_indices(seed, epoch, epochs, 1))
+}

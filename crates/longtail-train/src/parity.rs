@@ -1,0 +1,63 @@
+//! Cross-backend parity: a GPU backend must give the CPU backend's numbers on a fixed batch
+//! (training-mode loss, the loss after one SGD step, evaluation logits) within a relative
+//! tolerance. Used by the `backend_parity` test and `longtail bench parity`.
+
+use burn::module::Module;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use longtail_losses::functional::cross_entropy;
+use longtail_models::{Arch, HeadConfig, ModelConfig};
+use serde::Serialize;
+
+/// The tolerance of the comparison (float32 on both sides, different summation orders).
+pub const TOLERANCE: f32 = 1e-3;
+
+/// The numbers compared across backends.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParityNumbers {
+    pub train_loss: f32,
+    pub loss_after_step: f32,
+    pub eval_logits: Vec<f32>,
+}
+
+fn batch(device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let shape = [8, 3, 32, 32];
+    let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|i| (0.01 * i as f64).sin() as f32).collect();
+    let y: Vec<i64> = (0..8).map(|i| i % 10).collect();
+    (Tensor::from_data(TensorData::new(x, shape), device), Tensor::from_data(TensorData::new(y, [8]), device))
+}
+
+/// ResNet-20 (seeded, so identical on every backend) on a fixed batch.
+pub fn numbers(device: &Device) -> ParityNumbers {
+    let ad = device.clone().autodiff();
+    let net = ModelConfig::new(Arch::Resnet20, 3, 10, HeadConfig::Linear).init(1, &ad).expect("valid config");
+    let (x, y) = batch(&ad);
+    let loss = cross_entropy(net.forward(x.clone()).logits, y.clone()).mean();
+    let train_loss: f32 = loss.clone().into_scalar();
+    let grads = GradientsParams::from_grads(loss.backward(), &net);
+    let mut optim = SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_dampening(0.0))).init();
+    let net = optim.step(0.1, net, grads);
+    let loss_after_step: f32 = cross_entropy(net.forward(x).logits, y).mean().into_scalar();
+    let eval_logits = net.valid().predict(batch(device).0).into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 logits");
+    ParityNumbers { train_loss, loss_after_step, eval_logits }
+}
+
+fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() <= TOLERANCE * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Compares two backends' numbers; the error names the first quantity out of tolerance.
+pub fn compare(cpu: &ParityNumbers, other: &ParityNumbers) -> Result<f32, String> {
+    let mut worst = 0f32;
+    let mut check = |what: String, a: f32, b: f32| {
+        worst = worst.max((a - b).abs() / a.abs().max(b.abs()).max(1.0));
+        if close(a, b) { Ok(()) } else { Err(format!("{what}: {b} vs cpu {a}")) }
+    };
+    check("training loss".into(), cpu.train_loss, other.train_loss)?;
+    check("loss after one step".into(), cpu.loss_after_step, other.loss_after_step)?;
+    for (i, (a, b)) in cpu.eval_logits.iter().zip(&other.eval_logits).enumerate() {
+        check(format!("logit {i}"), *a, *b)?;
+    }
+    Ok(worst)
+}
