@@ -26,7 +26,7 @@ want() { [ $# -eq 0 ] || [[ " ${SELECTED} " == *" $1 "* ]]; }
 SELECTED="$*"
 from() { echo "init_from={ run = \"$OUT/$1\" }"; }
 
-for step in ce ldam-drw balanced-softmax ce-drw crt kps fbl gcl hrdc ce+h2t ldam-drw+h2t ffn mgkt; do
+for step in ce ldam-drw balanced-softmax crt ce-drw kps ce+h2t fbl gcl hrdc ldam-drw+h2t ffn mgkt; do
   [ -n "$SELECTED" ] && [[ " $SELECTED " != *" $step "* ]] && continue
   case $step in
     crt) run crt crt --set "$(from ce)" ;;

@@ -417,6 +417,7 @@ struct MethodCli {
 
 /// Entry point of the binary of method `name` (`cargo run --release --bin <name> -- ...`).
 pub fn method_main(name: &str) {
+    crate::tune_allocator();
     install_panic_hook();
     let mut cli = MethodCli::parse();
     exit_on_error((|| {

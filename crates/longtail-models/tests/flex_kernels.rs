@@ -1,0 +1,239 @@
+//! The CPU kernels longtail carries for burn-flex (`vendor/burn-flex`, see its PATCHES.md):
+//! convolution forward / input gradient / weight gradient and batch norm (inference, training,
+//! training backward), checked against direct f64 loops written here from the definitions.
+//! Cases cover stride, symmetric and asymmetric padding, dilation, groups (incl. depthwise),
+//! non-square kernels, 1x1 kernels, batch 1 and batches larger than the kernels' sample blocks.
+
+use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG; independent of Burn's RNG).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
+        })
+        .collect()
+}
+
+fn tensor<const D: usize>(v: &[f32], shape: [usize; D], d: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(v.to_vec(), shape), d)
+}
+
+fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!((g as f64 - w).abs() <= tol * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w}");
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    /// (top, bottom), (left, right)
+    pad: [(usize, usize); 2],
+    dilation: [usize; 2],
+    groups: usize,
+    bias: bool,
+}
+
+impl Case {
+    fn out(&self) -> (usize, usize) {
+        let oh = (self.h + self.pad[0].0 + self.pad[0].1 - self.dilation[0] * (self.kh - 1) - 1) / self.stride[0] + 1;
+        let ow = (self.w + self.pad[1].0 + self.pad[1].1 - self.dilation[1] * (self.kw - 1) - 1) / self.stride[1] + 1;
+        (oh, ow)
+    }
+
+    /// The input pixel read by output (oy, ox) at kernel tap (ky, kx), if inside the image.
+    fn tap(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+        let y = (oy * self.stride[0] + ky * self.dilation[0]) as isize - self.pad[0].0 as isize;
+        let x = (ox * self.stride[1] + kx * self.dilation[1]) as isize - self.pad[1].0 as isize;
+        (y >= 0 && x >= 0 && (y as usize) < self.h && (x as usize) < self.w).then_some((y as usize, x as usize))
+    }
+
+    /// Reference `(y, dx, dw, db)` for the loss `sum(y * r)`.
+    fn reference(&self, x: &[f32], wt: &[f32], b: &[f32], r: &[f32]) -> [Vec<f64>; 4] {
+        let (oh, ow) = self.out();
+        let (cg, og) = (self.c / self.groups, self.o / self.groups);
+        let mut y = vec![0f64; self.n * self.o * oh * ow];
+        let mut dx = vec![0f64; x.len()];
+        let mut dw = vec![0f64; wt.len()];
+        let mut db = vec![0f64; self.o];
+        for n in 0..self.n {
+            for o in 0..self.o {
+                let g = o / og;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let yi = ((n * self.o + o) * oh + oy) * ow + ox;
+                        let mut acc = if self.bias { b[o] as f64 } else { 0.0 };
+                        let dy = r[yi] as f64;
+                        db[o] += dy;
+                        for ci in 0..cg {
+                            let c = g * cg + ci;
+                            for ky in 0..self.kh {
+                                for kx in 0..self.kw {
+                                    if let Some((iy, ix)) = self.tap(oy, ox, ky, kx) {
+                                        let xi = ((n * self.c + c) * self.h + iy) * self.w + ix;
+                                        let wi = ((o * cg + ci) * self.kh + ky) * self.kw + kx;
+                                        acc += x[xi] as f64 * wt[wi] as f64;
+                                        dx[xi] += wt[wi] as f64 * dy;
+                                        dw[wi] += x[xi] as f64 * dy;
+                                    }
+                                }
+                            }
+                        }
+                        y[yi] = acc;
+                    }
+                }
+            }
+        }
+        [y, dx, dw, db]
+    }
+}
+
+fn check_conv(case: Case) {
+    let d = Device::flex().autodiff();
+    let (oh, ow) = case.out();
+    let x = values(case.n * case.c * case.h * case.w, 1);
+    let wt = values(case.o * (case.c / case.groups) * case.kh * case.kw, 2);
+    let b = values(case.o, 3);
+    let r = values(case.n * case.o * oh * ow, 4);
+    let [y_ref, dx_ref, dw_ref, db_ref] = case.reference(&x, &wt, &b, &r);
+
+    let xt = tensor(&x, [case.n, case.c, case.h, case.w], &d).require_grad();
+    let wtt = tensor(&wt, [case.o, case.c / case.groups, case.kh, case.kw], &d).require_grad();
+    let bt = tensor(&b, [case.o], &d).require_grad();
+    let options = ConvOptions::new_with_padding(case.stride, case.pad, case.dilation, case.groups);
+    let y = conv2d(xt.clone(), wtt.clone(), case.bias.then(|| bt.clone()), options);
+    assert_eq!(y.dims(), [case.n, case.o, oh, ow], "{case:?}");
+    let loss = (y.clone() * tensor(&r, [case.n, case.o, oh, ow], &d)).sum();
+    let grads = loss.backward();
+
+    let tol = 1e-5;
+    assert_close(&format!("y {case:?}"), &vec(y), &y_ref, tol);
+    assert_close(&format!("dx {case:?}"), &vec(xt.grad(&grads).unwrap()), &dx_ref, tol);
+    assert_close(&format!("dw {case:?}"), &vec(wtt.grad(&grads).unwrap()), &dw_ref, tol);
+    if case.bias {
+        assert_close(&format!("db {case:?}"), &vec(bt.grad(&grads).unwrap()), &db_ref, tol);
+    }
+}
+
+const BASE: Case = Case { n: 2, c: 3, h: 7, w: 6, o: 4, kh: 3, kw: 3, stride: [1, 1], pad: [(1, 1), (1, 1)], dilation: [1, 1], groups: 1, bias: true };
+
+#[test]
+fn conv_3x3_same_padding() {
+    check_conv(BASE);
+    check_conv(Case { bias: false, ..BASE });
+}
+
+#[test]
+fn conv_stride_two_and_no_padding() {
+    check_conv(Case { n: 3, c: 4, h: 9, w: 9, o: 6, stride: [2, 2], ..BASE });
+    check_conv(Case { n: 3, c: 4, h: 8, w: 10, o: 6, stride: [2, 2], pad: [(0, 0), (0, 0)], ..BASE });
+}
+
+#[test]
+fn conv_1x1_downsample_batch_one() {
+    check_conv(Case { n: 1, c: 4, h: 8, w: 8, o: 8, kh: 1, kw: 1, stride: [2, 2], pad: [(0, 0), (0, 0)], bias: false, ..BASE });
+}
+
+#[test]
+fn conv_dilation_groups_and_depthwise() {
+    check_conv(Case { c: 4, h: 10, w: 9, o: 6, pad: [(2, 2), (2, 2)], dilation: [2, 2], groups: 2, ..BASE });
+    check_conv(Case { c: 4, o: 4, groups: 4, ..BASE });
+}
+
+#[test]
+fn conv_non_square_kernel_asymmetric_padding() {
+    check_conv(Case { c: 2, h: 6, w: 7, o: 3, kh: 2, kw: 3, pad: [(1, 0), (2, 1)], stride: [1, 2], ..BASE });
+}
+
+#[test]
+fn conv_batches_larger_than_a_sample_block() {
+    // the weight gradient accumulates blocks of 8 samples per worker
+    check_conv(Case { n: 19, c: 3, h: 5, w: 5, o: 5, ..BASE });
+}
+
+/// Reference training batch norm: `(out, mean, var, dx, dgamma, dbeta)` for loss `sum(out * r)`.
+#[allow(clippy::type_complexity)]
+fn bn_reference(n: usize, c: usize, s: usize, x: &[f32], gamma: &[f32], beta: &[f32], r: &[f32], eps: f64) -> [Vec<f64>; 6] {
+    let m = (n * s) as f64;
+    let at = |i: usize, ch: usize, k: usize| (i * c + ch) * s + k;
+    let mut out = vec![0f64; x.len()];
+    let mut dx = vec![0f64; x.len()];
+    let (mut means, mut vars, mut dg, mut dbt) = (vec![0f64; c], vec![0f64; c], vec![0f64; c], vec![0f64; c]);
+    for ch in 0..c {
+        let idx: Vec<usize> = (0..n).flat_map(|i| (0..s).map(move |k| at(i, ch, k))).collect();
+        let mean = idx.iter().map(|&j| x[j] as f64).sum::<f64>() / m;
+        let var = idx.iter().map(|&j| (x[j] as f64 - mean).powi(2)).sum::<f64>() / m;
+        let inv = 1.0 / (var + eps).sqrt();
+        let xhat = |j: usize| (x[j] as f64 - mean) * inv;
+        let sum_dy = idx.iter().map(|&j| r[j] as f64).sum::<f64>();
+        let sum_dy_xhat = idx.iter().map(|&j| r[j] as f64 * xhat(j)).sum::<f64>();
+        for &j in &idx {
+            out[j] = xhat(j) * gamma[ch] as f64 + beta[ch] as f64;
+            dx[j] = gamma[ch] as f64 * inv / m * (m * r[j] as f64 - sum_dy - xhat(j) * sum_dy_xhat);
+        }
+        (means[ch], vars[ch], dg[ch], dbt[ch]) = (mean, var, sum_dy_xhat, sum_dy);
+    }
+    [out, means, vars, dx, dg, dbt]
+}
+
+#[test]
+fn batch_norm_training_forward_and_backward() {
+    let d = Device::flex().autodiff();
+    for (n, c, h, w) in [(4, 3, 5, 6), (1, 2, 3, 3), (9, 5, 2, 2)] {
+        let s = h * w;
+        // an offset makes the variance computation sensitive to cancellation
+        let x: Vec<f32> = values(n * c * s, 5).iter().map(|v| v * 3.0 + 10.0).collect();
+        let (gamma, beta, r) = (values(c, 6), values(c, 7), values(n * c * s, 8));
+        let eps = 1e-5;
+        let [out_ref, mean_ref, var_ref, dx_ref, dg_ref, db_ref] = bn_reference(n, c, s, &x, &gamma, &beta, &r, eps);
+
+        let xt = tensor(&x, [n, c, h, w], &d).require_grad();
+        let gt = tensor(&gamma, [c], &d).require_grad();
+        let bt = tensor(&beta, [c], &d).require_grad();
+        let res = batch_norm_train(xt.clone(), gt.clone(), bt.clone(), eps);
+        let loss = (res.output.clone() * tensor(&r, [n, c, h, w], &d)).sum();
+        let grads = loss.backward();
+        let what = format!("[{n},{c},{h},{w}]");
+        assert_close(&format!("out {what}"), &vec(res.output), &out_ref, 2e-5);
+        assert_close(&format!("mean {what}"), &vec(res.mean), &mean_ref, 1e-6);
+        assert_close(&format!("var {what}"), &vec(res.variance), &var_ref, 1e-5);
+        assert_close(&format!("dx {what}"), &vec(xt.grad(&grads).unwrap()), &dx_ref, 1e-4);
+        assert_close(&format!("dgamma {what}"), &vec(gt.grad(&grads).unwrap()), &dg_ref, 1e-5);
+        assert_close(&format!("dbeta {what}"), &vec(bt.grad(&grads).unwrap()), &db_ref, 1e-5);
+    }
+}
+
+#[test]
+fn batch_norm_inference_with_given_statistics() {
+    let d = Device::flex();
+    let (n, c, s) = (3, 4, 5);
+    let x = values(n * c * s, 9);
+    let (gamma, beta, mean) = (values(c, 10), values(c, 11), values(c, 12));
+    let var: Vec<f32> = values(c, 13).iter().map(|v| v.abs() + 0.1).collect();
+    let eps = 1e-5;
+    let want: Vec<f64> = (0..x.len())
+        .map(|j| {
+            let ch = (j / s) % c;
+            (x[j] as f64 - mean[ch] as f64) / (var[ch] as f64 + eps).sqrt() * gamma[ch] as f64 + beta[ch] as f64
+        })
+        .collect();
+    let out = batch_norm(tensor(&x, [n, c, s], &d), tensor(&gamma, [c], &d), tensor(&beta, [c], &d), tensor(&mean, [c], &d), tensor(&var, [c], &d), eps);
+    assert_close("inference batch norm", &vec(out), &want, 1e-5);
+}

@@ -1,0 +1,563 @@
+//! longtail's CPU kernels for the hot operations of convolutional training (a patch on
+//! burn-flex 0.22.1; see PATCHES.md at the crate root).
+//!
+//! Burn's defaults express the convolution input gradient as a transposed convolution, the
+//! weight gradient as a convolution over batch-transposed tensors, and batch norm as chains of
+//! reshapes and reductions. On ResNet-32 at batch 128 these dominated a training step. Here:
+//!
+//! - convolution forward, input gradient and weight gradient are per-sample `im2col` /
+//!   `col2im` passes around one `gemm` call each, parallel across samples (a thread-local
+//!   column buffer, single-threaded gemm per sample; one parallel gemm when the batch is smaller
+//!   than the thread pool), for any stride, padding (symmetric or not), dilation and groups;
+//! - batch norm (inference, training, training backward) are per-channel passes: statistics in
+//!   f64 in parallel over channels, then one fused elementwise pass in parallel over samples.
+//!
+//! Only `f32` runs natively; other dtypes go through `f32` and back.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use burn_backend::{DType, TensorMetadata};
+use burn_backend::ops::ConvOptions;
+use burn_std::{Bytes, Shape};
+
+use crate::{FlexTensor, Layout};
+
+#[cfg(feature = "rayon")]
+use rayon::prelude::*;
+
+// ============================================================================
+// Tensor helpers
+// ============================================================================
+
+/// Contiguous `f32` values of a tensor (converted when it is another dtype).
+fn values(t: &FlexTensor) -> Vec<f32> {
+    let t = t.to_contiguous();
+    match t.dtype() {
+        DType::F32 => t.as_slice::<f32>().expect("contiguous f32").to_vec(),
+        _ => t.into_data().convert::<f32>().try_into_vec::<f32>().expect("convertible to f32"),
+    }
+}
+
+/// A contiguous tensor of `shape` in `dtype` from `f32` values.
+fn tensor(values: Vec<f32>, shape: Vec<usize>, dtype: DType) -> FlexTensor {
+    let t = FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(Shape::from(shape)), DType::F32);
+    if dtype == DType::F32 { t } else { FlexTensor::from_data(t.into_data().convert_dtype(dtype)) }
+}
+
+fn threads() -> usize {
+    #[cfg(feature = "rayon")]
+    return rayon::current_num_threads();
+    #[cfg(not(feature = "rayon"))]
+    return 1;
+}
+
+/// Runs `f(index, chunk, scratch)` over `chunk_len`-sized chunks of `out`, in parallel when
+/// rayon is enabled, with one `scratch` buffer per worker.
+fn for_each_chunk<F>(out: &mut [f32], chunk_len: usize, scratch_len: usize, f: F)
+where
+    F: Fn(usize, &mut [f32], &mut Vec<f32>) + Send + Sync,
+{
+    #[cfg(feature = "rayon")]
+    out.par_chunks_mut(chunk_len).enumerate().for_each_init(|| vec![0f32; scratch_len], |scratch, (i, chunk)| f(i, chunk, scratch));
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut scratch = vec![0f32; scratch_len];
+        for (i, chunk) in out.chunks_mut(chunk_len).enumerate() {
+            f(i, chunk, &mut scratch);
+        }
+    }
+}
+
+// ============================================================================
+// GEMM
+// ============================================================================
+
+/// A strided matrix operand: `at(i, j) = ptr[i * row + j * col]`.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    row: isize,
+    col: isize,
+}
+
+/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)`, all operands strided.
+#[allow(clippy::too_many_arguments)]
+fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_strides: (isize, isize), accumulate: bool, lhs: Mat, rhs: Mat, parallel: bool) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    // SAFETY: (i, j) is inside the m x n destination the caller sized.
+                    unsafe { *dst.offset(i as isize * dst_strides.0 + j as isize * dst_strides.1) = 0.0 };
+                }
+            }
+        }
+        return;
+    }
+    let par = if parallel && threads() > 1 {
+        #[cfg(feature = "rayon")]
+        {
+            gemm::Parallelism::Rayon(0)
+        }
+        #[cfg(not(feature = "rayon"))]
+        {
+            gemm::Parallelism::None
+        }
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: every index reached by (m, n, k) and the strides lies inside the buffers the
+    // callers pass: each caller derives them from the same shapes it sized its buffers with.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            dst_strides.1,
+            dst_strides.0,
+            accumulate,
+            lhs.ptr,
+            lhs.col,
+            lhs.row,
+            rhs.ptr,
+            rhs.col,
+            rhs.row,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+// ============================================================================
+// Convolution
+// ============================================================================
+
+/// The geometry of a 2-D convolution (one group: `cg` input, `og` output channels).
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+impl Geometry {
+    fn new(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Self {
+        let [n, c, h, w]: [usize; 4] = x.dims();
+        let [o, _, kh, kw]: [usize; 4] = weight.dims();
+        let span = |size: usize, k: usize, d: usize, (b, e): (usize, usize), s: usize| (size + b + e - d * (k - 1) - 1) / s + 1;
+        Self {
+            n,
+            c,
+            h,
+            w,
+            o,
+            kh,
+            kw,
+            oh: span(h, kh, options.dilation[0], options.padding[0], options.stride[0]),
+            ow: span(w, kw, options.dilation[1], options.padding[1], options.stride[1]),
+            stride: options.stride,
+            pad: [options.padding[0].0, options.padding[1].0],
+            dilation: options.dilation,
+            groups: options.groups,
+        }
+    }
+    fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+    fn og(&self) -> usize {
+        self.o / self.groups
+    }
+    /// Rows of a group's column matrix: `cg * kh * kw`.
+    fn k(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+    fn positions(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// A 1x1, stride-1, unpadded convolution needs no im2col: the input is the column matrix.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0] && self.oh == self.h && self.ow == self.w
+    }
+    /// The input column `ix` of output column `ox` at kernel column `kx`, if inside the image.
+    #[inline]
+    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
+        let ix = (ox * self.stride[1] + kx * self.dilation[1]) as isize - self.pad[1] as isize;
+        (ix >= 0 && (ix as usize) < self.w).then_some(ix as usize)
+    }
+    #[inline]
+    fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
+        let iy = (oy * self.stride[0] + ky * self.dilation[0]) as isize - self.pad[0] as isize;
+        (iy >= 0 && (iy as usize) < self.h).then_some(iy as usize)
+    }
+    /// The range of output columns whose input column (kernel column `kx`) is inside the image,
+    /// for stride-1 rows: `ox` in `lo..hi` maps to `ix = ox + off`.
+    #[inline]
+    fn unit_stride_range(&self, kx: usize) -> (usize, usize, isize) {
+        let off = (kx * self.dilation[1]) as isize - self.pad[1] as isize;
+        let lo = (-off).max(0) as usize;
+        let hi = ((self.w as isize - off).max(0) as usize).min(self.ow);
+        (lo.min(hi), hi, off)
+    }
+}
+
+/// `col [cg*kh*kw, oh*ow]` of one group of one sample (`x` = that sample's `[C, H, W]`),
+/// written with row stride `ld` from column `offset` (so several samples can share one matrix).
+fn im2col(g: &Geometry, x: &[f32], group: usize, col: &mut [f32], ld: usize, offset: usize) {
+    let p = g.positions();
+    for ci in 0..g.cg() {
+        let plane = &x[(group * g.cg() + ci) * g.h * g.w..][..g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &mut col[((ci * g.kh + ky) * g.kw + kx) * ld + offset..][..p];
+                for oy in 0..g.oh {
+                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    let Some(iy) = g.in_y(oy, ky) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    let src = &plane[iy * g.w..(iy + 1) * g.w];
+                    if g.stride[1] == 1 {
+                        let (lo, hi, off) = g.unit_stride_range(kx);
+                        out[..lo].fill(0.0);
+                        out[hi..].fill(0.0);
+                        if hi > lo {
+                            let start = (lo as isize + off) as usize;
+                            out[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                        }
+                    } else {
+                        for (ox, v) in out.iter_mut().enumerate() {
+                            *v = g.in_x(ox, kx).map_or(0.0, |ix| src[ix]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `col [cg*kh*kw, oh*ow]` back into one group of one sample's `dx [C, H, W]`.
+fn col2im(g: &Geometry, col: &[f32], group: usize, dx: &mut [f32]) {
+    let p = g.positions();
+    for ci in 0..g.cg() {
+        let plane = &mut dx[(group * g.cg() + ci) * g.h * g.w..][..g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &col[((ci * g.kh + ky) * g.kw + kx) * p..][..p];
+                for oy in 0..g.oh {
+                    let Some(iy) = g.in_y(oy, ky) else { continue };
+                    let src = &row[oy * g.ow..(oy + 1) * g.ow];
+                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                    if g.stride[1] == 1 {
+                        let (lo, hi, off) = g.unit_stride_range(kx);
+                        for ox in lo..hi {
+                            dst[(ox as isize + off) as usize] += src[ox];
+                        }
+                    } else {
+                        for (ox, v) in src.iter().enumerate() {
+                            if let Some(ix) = g.in_x(ox, kx) {
+                                dst[ix] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn row_major(ptr: *const f32, cols: usize) -> Mat {
+    Mat { ptr, row: cols as isize, col: 1 }
+}
+
+/// The transpose of a row-major matrix with `cols` columns.
+fn transposed(ptr: *const f32, cols: usize) -> Mat {
+    Mat { ptr, row: 1, col: cols as isize }
+}
+
+/// Samples per weight-gradient GEMM (their columns side by side, so K is large).
+const BLOCK: usize = 8;
+
+/// Convolution forward: per sample and group, `out^T [p, og] = col^T [p, k] * W^T [k, og]`
+/// (positions as the large GEMM dimension), written straight into NCHW.
+pub fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, options: &ConvOptions<2>) -> FlexTensor {
+    let g = Geometry::new(&x.shape(), &weight.shape(), options);
+    let dtype = x.dtype();
+    let (xv, wv) = (values(&x), values(&weight));
+    let bv = bias.as_ref().map(values);
+    let (k, p, og) = (g.k(), g.positions(), g.og());
+    let per_sample = g.o * p;
+    let mut out = vec![0f32; g.n * per_sample];
+    let parallel_gemm = g.n < threads();
+    let scratch = if g.pointwise() { 0 } else { k * p };
+    for_each_chunk(&mut out, per_sample, scratch, |n, out_n, col| {
+        let x_n = &xv[n * g.c * g.h * g.w..(n + 1) * g.c * g.h * g.w];
+        for group in 0..g.groups {
+            let cols: &[f32] = if g.pointwise() {
+                &x_n[group * k * p..(group + 1) * k * p]
+            } else {
+                im2col(&g, x_n, group, col, p, 0);
+                col
+            };
+            let w = &wv[group * og * k..];
+            let dst = out_n[group * og * p..].as_mut_ptr();
+            gemm(p, og, k, dst, (1, p as isize), false, transposed(cols.as_ptr(), p), transposed(w.as_ptr(), k), parallel_gemm);
+        }
+        if let Some(b) = &bv {
+            for (o, plane) in out_n.chunks_mut(p).enumerate() {
+                plane.iter_mut().for_each(|v| *v += b[o]);
+            }
+        }
+    });
+    tensor(out, vec![g.n, g.o, g.oh, g.ow], dtype)
+}
+
+/// Input gradient: per sample and group, `dcol^T [p, k] = dy^T [p, og] * W [og, k]`, then col2im.
+pub fn conv2d_x_backward(x: FlexTensor, weight: FlexTensor, output_grad: FlexTensor, options: &ConvOptions<2>) -> FlexTensor {
+    let g = Geometry::new(&x.shape(), &weight.shape(), options);
+    let dtype = x.dtype();
+    let (wv, dy) = (values(&weight), values(&output_grad));
+    let (k, p, og) = (g.k(), g.positions(), g.og());
+    let per_sample = g.c * g.h * g.w;
+    let mut dx = vec![0f32; g.n * per_sample];
+    let parallel_gemm = g.n < threads();
+    let scratch = if g.pointwise() { 0 } else { k * p };
+    for_each_chunk(&mut dx, per_sample, scratch, |n, dx_n, col| {
+        let dy_n = &dy[n * g.o * p..(n + 1) * g.o * p];
+        for group in 0..g.groups {
+            let w = row_major(wv[group * og * k..].as_ptr(), k);
+            let dyt = transposed(dy_n[group * og * p..].as_ptr(), p);
+            if g.pointwise() {
+                let dst = dx_n[group * k * p..].as_mut_ptr();
+                gemm(p, k, og, dst, (1, p as isize), false, dyt, w, parallel_gemm);
+            } else {
+                gemm(p, k, og, col.as_mut_ptr(), (1, p as isize), false, dyt, w, parallel_gemm);
+                col2im(&g, col, group, dx_n);
+            }
+        }
+    });
+    tensor(dx, vec![g.n, g.c, g.h, g.w], dtype)
+}
+
+/// Weight gradient: per group and block of samples,
+/// `dW^T [k, og] += col_block [k, B p] * dy_block^T [B p, og]`; each worker sums its samples.
+pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: FlexTensor, options: &ConvOptions<2>) -> FlexTensor {
+    let g = Geometry::new(&x.shape(), &weight.shape(), options);
+    let dtype = weight.dtype();
+    let (xv, dy) = (values(&x), values(&output_grad));
+    let (k, p, og) = (g.k(), g.positions(), g.og());
+    // each worker accumulates dW^T [k, o] row-major (a transposed GEMM destination is ~5x
+    // slower in `gemm`), transposed to [o, k] at the end
+    let size = g.o * k;
+    let workers = threads().min(g.n).max(1);
+    let per_worker = g.n.div_ceil(workers);
+    let block = BLOCK.min(per_worker).max(1);
+    let mut partials = vec![0f32; workers * size];
+    let parallel_gemm = g.n < threads();
+    // scratch: a column block [k, block * p] followed by a transposed gradient block [block * p, og]
+    let scratch = k * block * p + block * p * og;
+    for_each_chunk(&mut partials, size, scratch, |t, dw, buf| {
+        let (cols, dyt) = buf.split_at_mut(k * block * p);
+        let samples: Vec<usize> = (t * per_worker..((t + 1) * per_worker).min(g.n)).collect();
+        for chunk in samples.chunks(block) {
+            let ld = chunk.len() * p;
+            for group in 0..g.groups {
+                for (b, &n) in chunk.iter().enumerate() {
+                    let x_n = &xv[n * g.c * g.h * g.w..(n + 1) * g.c * g.h * g.w];
+                    if g.pointwise() {
+                        for r in 0..k {
+                            cols[r * ld + b * p..][..p].copy_from_slice(&x_n[(group * k + r) * p..][..p]);
+                        }
+                    } else {
+                        im2col(&g, x_n, group, cols, ld, b * p);
+                    }
+                    let dy_g = &dy[(n * g.o + group * og) * p..][..og * p];
+                    for o in 0..og {
+                        for (pos, &v) in dy_g[o * p..(o + 1) * p].iter().enumerate() {
+                            dyt[(b * p + pos) * og + o] = v;
+                        }
+                    }
+                }
+                let dst = dw[group * og..].as_mut_ptr();
+                gemm(k, og, ld, dst, (g.o as isize, 1), true, row_major(cols.as_ptr(), ld), row_major(dyt.as_ptr(), og), parallel_gemm);
+            }
+        }
+    });
+    let mut dwt = partials[..size].to_vec();
+    for part in partials[size..].chunks(size) {
+        dwt.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+    }
+    // [k, o] -> [o, k] (group-major: group g's columns g*og..(g+1)*og hold its og outputs)
+    let mut dw = vec![0f32; size];
+    for r in 0..k {
+        for o in 0..g.o {
+            dw[o * k + r] = dwt[r * g.o + o];
+        }
+    }
+    tensor(dw, weight.shape().dims::<4>().to_vec(), dtype)
+}
+
+// ============================================================================
+// Batch norm
+// ============================================================================
+
+/// `(samples, channels, spatial)` of a `[N, C, ...]` tensor.
+fn nc_s(shape: &Shape) -> (usize, usize, usize) {
+    let dims = shape.as_slice();
+    let n = dims[0];
+    let c = dims[1];
+    (n, c, dims[2..].iter().product::<usize>().max(1))
+}
+
+/// Per-channel `(sum a, sum a*b)` over `[N, C, S]` data, in f64, in parallel over channels.
+fn channel_sums(n: usize, c: usize, s: usize, a: &[f32], b: Option<&[f32]>, shift: &[f64]) -> Vec<(f64, f64)> {
+    let one = |ch: usize| {
+        let (mut sa, mut sab) = (0f64, 0f64);
+        for i in 0..n {
+            let off = (i * c + ch) * s;
+            let av = &a[off..off + s];
+            match b {
+                // sum (a - shift) and sum (a - shift)^2
+                None => {
+                    let (mut x1, mut x2) = (0f32, 0f32);
+                    let sh = shift[ch] as f32;
+                    for &v in av {
+                        let d = v - sh;
+                        x1 += d;
+                        x2 += d * d;
+                    }
+                    sa += x1 as f64;
+                    sab += x2 as f64;
+                }
+                // sum a and sum a * (b - shift)
+                Some(b) => {
+                    let bv = &b[off..off + s];
+                    let (mut x1, mut x2) = (0f32, 0f32);
+                    let sh = shift[ch] as f32;
+                    for (&u, &v) in av.iter().zip(bv) {
+                        x1 += u;
+                        x2 += u * (v - sh);
+                    }
+                    sa += x1 as f64;
+                    sab += x2 as f64;
+                }
+            }
+        }
+        (sa, sab)
+    };
+    #[cfg(feature = "rayon")]
+    return (0..c).into_par_iter().map(one).collect();
+    #[cfg(not(feature = "rayon"))]
+    return (0..c).map(one).collect();
+}
+
+/// `out = x * scale[c] + shift[c]` (and, with `dy`, `out = dy * a[c] + x * b[c] + d[c]`).
+fn channel_affine(n: usize, c: usize, s: usize, x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; n * c * s];
+    for_each_chunk(&mut out, c * s, 0, |i, out_n, _| {
+        let x_n = &x[i * c * s..(i + 1) * c * s];
+        for ch in 0..c {
+            let (a, b) = (scale[ch], shift[ch]);
+            for (o, &v) in out_n[ch * s..(ch + 1) * s].iter_mut().zip(&x_n[ch * s..(ch + 1) * s]) {
+                *o = v * a + b;
+            }
+        }
+    });
+    out
+}
+
+/// Inference batch norm with given statistics.
+pub fn batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, mean: FlexTensor, variance: FlexTensor, epsilon: f64) -> FlexTensor {
+    let shape = x.shape();
+    let dtype = x.dtype();
+    let (n, c, s) = nc_s(&shape);
+    let (gv, bv, mv, vv) = (values(&gamma), values(&beta), values(&mean), values(&variance));
+    let scale: Vec<f32> = (0..c).map(|ch| gv[ch] / (vv[ch] + epsilon as f32).sqrt()).collect();
+    let shift: Vec<f32> = (0..c).map(|ch| bv[ch] - mv[ch] * scale[ch]).collect();
+    tensor(channel_affine(n, c, s, &values(&x), &scale, &shift), shape.as_slice().to_vec(), dtype)
+}
+
+/// Training batch norm: batch mean and biased variance per channel, then the affine pass.
+/// Returns `(output, mean, variance)`.
+pub fn batch_norm_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let shape = x.shape();
+    let dtype = x.dtype();
+    let (n, c, s) = nc_s(&shape);
+    let xv = values(&x);
+    let m = (n * s) as f64;
+    // shift by each channel's first value for a well-conditioned variance
+    let first: Vec<f64> = (0..c).map(|ch| xv[ch * s] as f64).collect();
+    let sums = channel_sums(n, c, s, &xv, None, &first);
+    let mean: Vec<f64> = (0..c).map(|ch| first[ch] + sums[ch].0 / m).collect();
+    let var: Vec<f64> = (0..c).map(|ch| (sums[ch].1 / m - (sums[ch].0 / m).powi(2)).max(0.0)).collect();
+    let (gv, bv) = (values(&gamma), values(&beta));
+    let scale: Vec<f32> = (0..c).map(|ch| (gv[ch] as f64 / (var[ch] + epsilon).sqrt()) as f32).collect();
+    let shift: Vec<f32> = (0..c).map(|ch| (bv[ch] as f64 - mean[ch] * scale[ch] as f64) as f32).collect();
+    let out = channel_affine(n, c, s, &xv, &scale, &shift);
+    (
+        tensor(out, shape.as_slice().to_vec(), dtype),
+        tensor(mean.iter().map(|&v| v as f32).collect(), vec![c], dtype),
+        tensor(var.iter().map(|&v| v as f32).collect(), vec![c], dtype),
+    )
+}
+
+/// Training batch norm backward: `(x_grad, gamma_grad, beta_grad)` with `x̂ = (x - μ)/σ`,
+/// `dβ = Σ dy`, `dγ = Σ dy x̂`, `dx = γ/σ (dy - dβ/M - x̂ dγ/M)`.
+pub fn batch_norm_train_backward(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    epsilon: f64,
+    output_grad: FlexTensor,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let shape = x.shape();
+    let dtype = x.dtype();
+    let (n, c, s) = nc_s(&shape);
+    let (xv, dy, gv) = (values(&x), values(&output_grad), values(&gamma));
+    let mv: Vec<f64> = values(&mean).iter().map(|&v| v as f64).collect();
+    let inv: Vec<f64> = values(&variance).iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt()).collect();
+    let sums = channel_sums(n, c, s, &dy, Some(&xv), &mv);
+    let m = (n * s) as f64;
+    let dbeta: Vec<f64> = sums.iter().map(|s| s.0).collect();
+    let dgamma: Vec<f64> = (0..c).map(|ch| sums[ch].1 * inv[ch]).collect();
+    // dx = a dy + b x + d, with a = γσ⁻¹, b = -γσ⁻² dγ/M, d = -γσ⁻¹ dβ/M - μ b
+    let a: Vec<f32> = (0..c).map(|ch| (gv[ch] as f64 * inv[ch]) as f32).collect();
+    let b: Vec<f64> = (0..c).map(|ch| -(gv[ch] as f64) * inv[ch] * inv[ch] * dgamma[ch] / m).collect();
+    let d: Vec<f32> = (0..c).map(|ch| (-(gv[ch] as f64) * inv[ch] * dbeta[ch] / m - mv[ch] * b[ch]) as f32).collect();
+    let b: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+    let mut dx = vec![0f32; n * c * s];
+    for_each_chunk(&mut dx, c * s, 0, |i, dx_n, _| {
+        let off = i * c * s;
+        for ch in 0..c {
+            let r = ch * s..(ch + 1) * s;
+            let (aa, bb, dd) = (a[ch], b[ch], d[ch]);
+            for ((o, &g), &v) in dx_n[r.clone()].iter_mut().zip(&dy[off + r.start..off + r.end]).zip(&xv[off + r.start..off + r.end]) {
+                *o = aa * g + bb * v + dd;
+            }
+        }
+    });
+    (
+        tensor(dx, shape.as_slice().to_vec(), dtype),
+        tensor(dgamma.iter().map(|&v| v as f32).collect(), vec![c], dtype),
+        tensor(dbeta.iter().map(|&v| v as f32).collect(), vec![c], dtype),
+    )
+}
