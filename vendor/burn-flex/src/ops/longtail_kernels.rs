@@ -30,12 +30,28 @@ use rayon::prelude::*;
 // Tensor helpers
 // ============================================================================
 
-/// Contiguous `f32` values of a tensor (converted when it is another dtype).
-fn values(t: &FlexTensor) -> Vec<f32> {
+/// The `f32` values of a tensor: its own storage when it is contiguous `f32` (no copy),
+/// otherwise a contiguous `f32` copy.
+enum Values {
+    Shared(FlexTensor),
+    Owned(Vec<f32>),
+}
+
+impl core::ops::Deref for Values {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            Values::Shared(t) => t.as_slice::<f32>().expect("contiguous f32"),
+            Values::Owned(v) => v,
+        }
+    }
+}
+
+fn values(t: &FlexTensor) -> Values {
     let t = t.to_contiguous();
     match t.dtype() {
-        DType::F32 => t.as_slice::<f32>().expect("contiguous f32").to_vec(),
-        _ => t.into_data().convert::<f32>().try_into_vec::<f32>().expect("convertible to f32"),
+        DType::F32 => Values::Shared(t),
+        _ => Values::Owned(t.into_data().convert::<f32>().try_into_vec::<f32>().expect("convertible to f32")),
     }
 }
 
