@@ -199,6 +199,19 @@ pub enum LossSpec {
 }
 
 impl LossSpec {
+    /// The factor the loss applies to the network's logits before its softmax, used for the
+    /// probabilities that calibration (ECE, confidences) reports: LDAM's and GCL's `s`, KPS's base
+    /// scale (its per-class scales are a training device); 1 for every other loss. Accuracy
+    /// does not depend on it. Without it a cosine classifier's probabilities would be the
+    /// softmax of values in [-1, 1], nearly uniform, and its ECE meaningless.
+    pub fn eval_logit_scale(&self) -> f64 {
+        match self {
+            LossSpec::Ldam { scale, .. } | LossSpec::Gcl { scale, .. } => *scale,
+            LossSpec::Kps { base_scale, .. } => *base_scale,
+            _ => 1.0,
+        }
+    }
+
     /// Whether the loss expects cosine logits (a cosine classifier).
     pub fn wants_cosine_head(&self) -> bool {
         matches!(self, LossSpec::Ldam { .. } | LossSpec::Kps { .. } | LossSpec::Gcl { .. })

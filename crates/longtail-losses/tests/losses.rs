@@ -264,3 +264,17 @@ fn bad_hyperparameters_and_missing_inputs_are_errors() {
     let err = hrdc.forward(&inputs, LossState::new(0, 2)).unwrap_err();
     assert!(err.to_string().contains("dual"), "{err}");
 }
+
+#[test]
+fn evaluation_uses_the_scale_the_loss_puts_on_cosine_logits() {
+    let ldam: LossSpec = json_spec(r#"{"kind": "ldam"}"#);
+    assert_eq!(ldam.eval_logit_scale(), 30.0, "LDAM's default s");
+    let gcl: LossSpec = json_spec(r#"{"kind": "gcl", "scale": 16.0}"#);
+    assert_eq!(gcl.eval_logit_scale(), 16.0);
+    assert_eq!(LossSpec::Ce.eval_logit_scale(), 1.0);
+    assert_eq!(LossSpec::BalancedSoftmax.eval_logit_scale(), 1.0);
+}
+
+fn json_spec(text: &str) -> LossSpec {
+    serde_json::from_str(text).expect("valid loss spec")
+}

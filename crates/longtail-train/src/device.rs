@@ -50,6 +50,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         }
         "ndarray" => {
             #[cfg(feature = "ndarray")]
+            #[allow(deprecated)] // offered next to flex on purpose (docs/backends.md)
             return Ok(Device::ndarray());
             #[cfg(not(feature = "ndarray"))]
             return Err(missing("ndarray"));

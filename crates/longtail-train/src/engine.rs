@@ -59,7 +59,8 @@ fn settings(config: &ExperimentConfig) -> MetricSettings {
 /// Evaluates `network` on the test split with every protocol metric.
 pub fn evaluate_network(network: &Network, config: &ExperimentConfig, data: &PreparedData, device: &Device) -> Result<Metrics> {
     let loader = data.eval_loader(config, data.test.clone())?;
-    let preds = predict(network, &loader, &data.test, &device.clone().without_autodiff())?;
+    let scale = config.stages.last().map_or(1.0, |stage| stage.loss.eval_logit_scale());
+    let preds = predict(network, &loader, &data.test, &device.clone().without_autodiff(), scale)?;
     Ok(metrics::compute(&preds, &data.counts, &data.train.class_names, data.test.hierarchy.as_ref(), settings(config)))
 }
 

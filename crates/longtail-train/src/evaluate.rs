@@ -12,15 +12,16 @@ use crate::data::upload;
 use crate::error::Result;
 use crate::metrics::Predictions;
 
-/// Runs `network` (inference mode) over every sample of `data` in order.
-pub fn predict(network: &Network, loader: &Loader, data: &Arc<Dataset>, device: &Device) -> Result<Predictions> {
+/// Runs `network` (inference mode) over every sample of `data` in order. Confidences are the
+/// softmax of `logit_scale` times the logits (see `LossSpec::eval_logit_scale`).
+pub fn predict(network: &Network, loader: &Loader, data: &Arc<Dataset>, device: &Device, logit_scale: f64) -> Result<Predictions> {
     let model = network.valid();
     let mut p = Predictions { labels: Vec::with_capacity(data.len()), predicted: Vec::new(), confidence: Vec::new() };
     for batch in loader.iter((0..data.len()).collect(), 0, 0, 0) {
         let batch = batch?;
         p.labels.extend_from_slice(&batch.labels);
         let b = upload(batch, device);
-        let probs = softmax(model.predict(b.images), 1);
+        let probs = softmax(model.predict(b.images).mul_scalar(logit_scale), 1);
         let (conf, idx) = probs.max_dim_with_indices(1);
         p.confidence.extend(conf.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
         p.predicted.extend(idx.into_data().convert::<i64>().try_to_vec::<i64>().unwrap().into_iter().map(|i| i as usize));

@@ -21,7 +21,7 @@ pub struct QuickstartArgs {
     /// Epochs per trained method.
     #[arg(long, default_value_t = 4)]
     pub epochs: usize,
-    /// Backbone (resnet8 keeps the job to minutes on a 2-core CPU; resnet32 is the papers').
+    /// Backbone (the default resnet20 keeps the job to minutes on a 2-core CPU; resnet32 is the papers').
     #[arg(long, default_value = "resnet20")]
     pub arch: String,
     /// Folder for Fashion-MNIST if it has to be downloaded.
