@@ -77,7 +77,8 @@ fn assert_case(name: &str, out: &Outcome) {
     for (i, (g, e)) in out.grad.iter().zip(flat(&r["grad"])).enumerate() {
         assert!((*g as f64 - e).abs() < 2e-4 * e.abs().max(1.0), "{name}: grad[{i}] {g} vs {e}");
     }
-    if let (Some(ga), Some(expected)) = (&out.grad_aux, r.get("grad_aux")) {
+    if let Some(expected) = r.get("grad_aux") {
+        let ga = out.grad_aux.as_ref().unwrap_or_else(|| panic!("{name}: no gradient reached the second head"));
         for (i, (g, e)) in ga.iter().zip(flat(expected)).enumerate() {
             assert!((*g as f64 - e).abs() < 2e-4 * e.abs().max(1.0), "{name}: grad_aux[{i}] {g} vs {e}");
         }
@@ -141,6 +142,18 @@ fn fbl_follows_its_curriculum() {
     assert_case("fbl_e10", &run(&spec, 10, 20, Aux::None, false));
     // at epoch 0 the stimulus is off: FBL equals CE
     assert!((run(&spec, 0, 20, Aux::None, false).value - reference()["ce"]["value"].as_f64().unwrap()).abs() < 1e-5);
+    // the stimulus reaches the backbone through the feature norm: d loss / d features at epoch 10
+    let d = Device::flex().autodiff();
+    let features = t2(&F, &d).require_grad();
+    let loss = Loss::new(&spec, &COUNTS, None, &d).unwrap();
+    let inputs = LossInputs { logits: t2(&Z, &d), aux: None, features: Some(features.clone()), targets: ints(&Y, &d), coarse_targets: None };
+    let grads = loss.forward(&inputs, LossState::new(10, 20)).unwrap().backward();
+    let g = features.grad(&grads).expect("FBL's gradient flows into the features").into_data().try_to_vec::<f32>().unwrap();
+    let expected = flat(&reference()["fbl_e10"]["grad_features"]);
+    assert_eq!(g.len(), expected.len());
+    for (i, (g, e)) in g.iter().zip(&expected).enumerate() {
+        assert!((*g as f64 - e).abs() < 2e-4 * e.abs().max(1.0), "fbl_e10: grad_features[{i}] {g} vs {e}");
+    }
     assert_eq!(Curriculum::Parabolic.value(0.5), 0.25);
     assert_eq!(Curriculum::Linear.value(0.5), 0.5);
     assert!((Curriculum::Sine.value(1.0) - 1.0).abs() < 1e-12);
@@ -152,7 +165,8 @@ fn gcl_deterministic_part_and_noise() {
     check("gcl_nonoise_s30", s30);
     let s20 = LossSpec::Gcl { scale: 20.0, noise_mul: 0.5, sigma: 0.0, margin: 0.1, focal_gamma: 0.0 };
     check("gcl_nonoise_s20_m0.1", s20);
-    // with noise, two evaluations differ and the mean loss rises (tail logits are lowered)
+    // with noise, the same step seed draws the same cloud and the mean loss rises (tail logits
+    // are lowered); other seeds draw other clouds (gcl_noise_is_drawn_per_step)
     let noisy = LossSpec::Gcl { scale: 30.0, noise_mul: 0.5, sigma: 1.0 / 3.0, margin: 0.0, focal_gamma: 0.0 };
     let a = run(&noisy, 0, 10, Aux::None, false).value;
     let b = run(&noisy, 0, 10, Aux::None, false).value;
@@ -277,4 +291,28 @@ fn evaluation_uses_the_scale_the_loss_puts_on_cosine_logits() {
 
 fn json_spec(text: &str) -> LossSpec {
     serde_json::from_str(text).expect("valid loss spec")
+}
+
+#[test]
+fn gcl_noise_is_drawn_per_step() {
+    let d = Device::flex();
+    let noisy = LossSpec::Gcl { scale: 30.0, noise_mul: 0.5, sigma: 1.0 / 3.0, margin: 0.0, focal_gamma: 0.0 };
+    let loss = Loss::new(&noisy, &COUNTS, None, &d).unwrap();
+    let inputs = LossInputs { logits: t2(&Z, &d), aux: None, features: None, targets: ints(&Y, &d), coarse_targets: None };
+    let at = |seed: u64| -> f64 { let v: f32 = loss.forward(&inputs, LossState { epoch: 0, total_epochs: 10, seed }).unwrap().into_scalar(); v as f64 };
+    let values: Vec<f64> = (0..4).map(at).collect();
+    assert_eq!(at(2), values[2], "a step's seed fixes its cloud");
+    for i in 0..4 {
+        for j in i + 1..4 {
+            assert!((values[i] - values[j]).abs() > 1e-6, "seeds {i} and {j} drew the same cloud: {values:?}");
+        }
+    }
+    // sigma = 0 turns the cloud off: every seed gives the deterministic loss
+    let clean = Loss::new(&LossSpec::Gcl { scale: 30.0, noise_mul: 0.5, sigma: 0.0, margin: 0.0, focal_gamma: 0.0 }, &COUNTS, None, &d).unwrap();
+    let expected = reference()["gcl_nonoise_s30"]["value"].as_f64().unwrap();
+    for seed in [0, 7, 99] {
+        let v: f32 = clean.forward(&inputs, LossState { epoch: 0, total_epochs: 10, seed }).unwrap().into_scalar();
+        let v = v as f64;
+        assert!((v - expected).abs() < 2e-5 * expected.max(1.0), "seed {seed}: {v} vs {expected}");
+    }
 }

@@ -256,3 +256,40 @@ fn csms_module_matches_hand_computed_values() {
         ],
     );
 }
+
+/// HRDC's inference fusions on fixed logits: tail (λ = 0.75, the default), average (0.5) and head
+/// (0.25) fusion give `(1 - λ) · plain + λ · reweight`; values worked out by hand.
+#[test]
+fn dual_head_fusion_modes_on_fixed_logits() {
+    use burn::nn::Linear;
+    use longtail_models::heads::DualHead;
+    let d = device();
+    // identity features, so each row of a weight matrix is that sample's logits
+    let fixed = |rows: [[f32; 3]; 3]| Linear {
+        weight: Param::from_tensor(Tensor::<2>::from_data(TensorData::new(rows.concat(), [3, 3]), &d)),
+        bias: None,
+    };
+    let plain = [[2.0, 1.0, 0.0], [0.5, -1.0, 1.0], [0.0, 0.0, 0.0]];
+    let reweight = [[0.0, 1.0, 3.0], [1.5, 1.0, -1.0], [0.0, 0.0, 0.0]];
+    let features = Tensor::<2>::from_data(TensorData::new(vec![1f32, 0., 0., 0., 1., 0., 0., 0., 1.], [3, 3]), &d);
+    let cases: [(f64, [f32; 6], [usize; 2]); 3] = [
+        (0.75, [0.5, 1.0, 2.25, 1.25, 0.5, -0.5], [2, 0]),
+        (0.5, [1.0, 1.0, 1.5, 1.0, 0.0, 0.0], [2, 0]),
+        (0.25, [1.5, 1.0, 0.75, 0.75, -0.5, 0.5], [0, 0]),
+    ];
+    for (lambda, expected, argmax) in cases {
+        let head = longtail_models::Head::Dual(DualHead { plain: fixed(plain), reweight: fixed(reweight), reweight_weight: lambda });
+        let fused = head.predict(features.clone());
+        let v = values(fused.clone());
+        for (i, e) in expected.iter().enumerate() {
+            assert!((v[i] - e).abs() < 1e-6, "lambda {lambda}: logit {i} = {} (expected {e})", v[i]);
+        }
+        assert!(v[6..].iter().all(|x| *x == 0.0));
+        let pred = fused.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+        assert_eq!([pred[0] as usize, pred[1] as usize], argmax, "lambda {lambda}");
+        // training still sees both branches separately
+        let out = head.forward(features.clone());
+        assert_eq!(values(out.logits)[..3], [2.0, 1.0, 0.0]);
+        assert_eq!(values(out.aux.unwrap())[..3], [0.0, 1.0, 3.0]);
+    }
+}

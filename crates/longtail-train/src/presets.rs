@@ -153,6 +153,46 @@ impl Dataset {
         }
     }
 
+    /// The training recipe of the thesis's own tables for one of its methods (`kps`: Table 3.1,
+    /// `fbl`: Table 4.1, `gcl`: Table 5.1; spec `002_thesis.md`), or `None` where the thesis
+    /// gives none (Fashion-MNIST-LT keeps the toolkit's shared CPU protocol so its rows compare).
+    ///
+    /// "Decay ratio 0.01 at {160, 180}" is read as x0.1 at 160 and x0.1 again at 180 (0.01
+    /// overall), as the authors' code does (the spec's best reading); large-scale decays are x0.1
+    /// at each milestone. CIFAR batch 64 follows the text and the authors' README (GCL's Table 5.1
+    /// prints 128; its code uses 64). Places-LT starts from an ImageNet-pretrained ResNet-152 in
+    /// the thesis; ours trains from scratch unless `init_from` names a run.
+    pub fn thesis_recipe(self, method: &str) -> Option<TrainRecipe> {
+        let steps = |base: f64, warmup_epochs: usize, at: [usize; 2]| LrConfig {
+            base,
+            warmup_epochs,
+            warmup_per_step: false,
+            decay: Decay::Steps { at: at.to_vec(), factors: vec![0.1, 0.01] },
+        };
+        let recipe = |epochs: usize, batch_size: usize, lr: LrConfig, weight_decay: f64, stage2_epochs: usize| TrainRecipe {
+            epochs,
+            batch_size,
+            lr,
+            weight_decay,
+            drw_epoch: epochs * 4 / 5,
+            stage2_epochs,
+        };
+        let cifar = || recipe(200, 64, steps(0.1, 5, [160, 180]), 2e-4, 10);
+        match (method, self) {
+            (_, Dataset::FashionMnistLt) => None,
+            ("kps" | "fbl" | "gcl", Dataset::Cifar10Lt | Dataset::Cifar100Lt) => Some(cifar()),
+            ("kps", Dataset::ImagenetLt) => Some(recipe(180, 128, steps(0.1, 0, [120, 160]), 1e-4, 10)),
+            ("kps", Dataset::Inat2018) => Some(recipe(180, 512, steps(0.2, 0, [120, 160]), 1e-4, 30)),
+            ("fbl", Dataset::ImagenetLt) => Some(recipe(200, 512, steps(0.2, 0, [160, 180]), 2e-4, 10)),
+            ("fbl", Dataset::Inat2018) => Some(recipe(180, 512, steps(0.2, 0, [120, 160]), 1e-4, 30)),
+            ("fbl", Dataset::PlacesLt) => Some(recipe(90, 512, steps(0.2, 0, [60, 80]), 5e-4, 30)),
+            ("gcl", Dataset::ImagenetLt) => Some(recipe(200, 256, steps(0.1, 0, [160, 180]), 2e-4, 10)),
+            ("gcl", Dataset::Inat2018) => Some(recipe(180, 256, steps(0.1, 0, [120, 160]), 1e-4, 30)),
+            ("gcl", Dataset::PlacesLt) => Some(recipe(90, 512, steps(0.2, 0, [60, 80]), 5e-4, 30)),
+            _ => None,
+        }
+    }
+
     /// The config folder name (`configs/<dir>/<method>.toml`).
     pub fn config_dir(self, imbalance_factor: f64) -> String {
         let base = self.name().replace('-', "_");

@@ -138,3 +138,41 @@ fn an_existing_run_folder_is_not_overwritten() {
     let err = train(&cfg, &opts(&tmp.path().join("run"))).unwrap_err().to_string();
     assert!(err.contains("--resume"), "{err}");
 }
+
+/// GCL's Gaussian clouds act in training only: the run's final evaluation is a clean forward
+/// pass of its final network (cosine logits, no cloud), the same on every re-evaluation.
+#[test]
+fn gcl_clouds_are_absent_at_evaluation() {
+    use burn::tensor::activation::softmax;
+    use longtail_train::data::{PreparedData, upload};
+    use longtail_train::{evaluate_network, load_run_network};
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(&tmp.path().join("data"));
+    // a large cloud, so a noisy evaluation would move predictions
+    let gcl = LossSpec::Gcl { scale: 30.0, noise_mul: 2.0, sigma: 1.0, margin: 0.0, focal_gamma: 0.0 };
+    let cfg = config(&tmp.path().join("data"), HeadConfig::Cosine, vec![stage("gcl", 2, gcl)]);
+    let out = train(&cfg, &opts(&tmp.path().join("run"))).unwrap();
+    let report = out.final_report.unwrap();
+    let device = Device::flex();
+    let (network, config) = load_run_network(&out.run_dir, &device).unwrap();
+    let data = PreparedData::load(&config).unwrap();
+    // by hand: argmax and softmax confidence of s * cos over the test set
+    let loader = data.eval_loader(&config, data.test.clone()).unwrap();
+    let model = network.valid();
+    let (mut correct, mut confidence) = (0usize, Vec::new());
+    for batch in loader.iter((0..data.test.len()).collect(), 0, 0, 0) {
+        let batch = batch.unwrap();
+        let labels = batch.labels.clone();
+        let probs = softmax(model.predict(upload(batch, &device).images).mul_scalar(30.0), 1);
+        let (conf, idx) = probs.max_dim_with_indices(1);
+        let idx = idx.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+        correct += idx.iter().zip(&labels).filter(|(p, l)| **p as usize == **l).count();
+        confidence.extend(conf.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+    }
+    let accuracy = 100.0 * correct as f64 / data.test.len() as f64;
+    assert!((report.metrics.accuracy - accuracy).abs() < 1e-9, "final evaluation {} vs clean forward {accuracy}", report.metrics.accuracy);
+    assert!(confidence.iter().all(|c| (0.0..=1.0).contains(c)));
+    for _ in 0..2 {
+        assert_eq!(evaluate_network(&network, &config, &data, &device).unwrap(), report.metrics, "evaluation is deterministic");
+    }
+}

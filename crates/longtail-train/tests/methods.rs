@@ -1,6 +1,6 @@
 //! Every registered method, end to end on tiny generated data: the default config with the data
 //! swapped for a 4-class synthetic long-tailed set and a ResNet-8 (CSMS-ResNet for MGKT), a few
-//! epochs; each run must finish and beat chance (25%).
+//! epochs; each run must finish, beat chance (25%) and lower its training loss.
 
 mod common;
 
@@ -14,7 +14,7 @@ use longtail_train::config::RunSource;
 use longtail_train::methods::{METHODS, default_config};
 use longtail_train::presets::Dataset;
 use longtail_train::schedule::{Decay, LrConfig};
-use longtail_train::{ExperimentConfig, RunOptions, train};
+use longtail_train::{ExperimentConfig, RunDir, RunOptions, train};
 
 const EPOCHS: usize = 4;
 
@@ -96,9 +96,16 @@ fn every_method_trains_end_to_end_and_beats_chance() {
             assert!(config.stages[0].h2t.is_some());
         }
         let report = run(&config, &runs.join(m.name));
-        eprintln!("{:<26} accuracy {:.1}%", m.name, report.metrics.accuracy);
+        // the training loss of the last trained stage falls below its first epoch's
+        let history = RunDir::new(runs.join(m.name)).read_state().unwrap().history;
+        let last = history.iter().map(|r| r.stage).max();
+        let losses: Vec<f64> = history.iter().filter(|r| Some(r.stage) == last).map(|r| r.train_loss).collect();
+        eprintln!("{:<26} accuracy {:.1}%, last stage's losses {losses:.3?}", m.name, report.metrics.accuracy);
         if report.metrics.accuracy <= 40.0 {
             failures.push(format!("{} {:.1}%", m.name, report.metrics.accuracy));
+        }
+        if losses.len() >= 2 && !losses[1..].iter().any(|l| *l < losses[0]) {
+            failures.push(format!("{}: loss did not fall {losses:.3?}", m.name));
         }
         if m.name == "mgkt" {
             assert!(report.metrics.hierarchical.is_some(), "hierarchical metrics for MGKT");

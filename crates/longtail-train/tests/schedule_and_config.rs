@@ -85,3 +85,35 @@ fn config_errors_name_file_field_and_expectation() {
     let err = ExperimentConfig::from_toml(MINIMAL, Path::new("c.toml"), &["stages.0.loss={ kind = \"ldam\" }".into()]).unwrap_err().to_string();
     assert!(err.contains("cosine"), "{err}");
 }
+
+/// KPS, FBL and GCL train with the thesis's own tables (spec 002: Tables 3.1, 4.1, 5.1) on the
+/// papers' benchmarks; Fashion-MNIST-LT keeps the shared CPU protocol.
+#[test]
+fn thesis_methods_use_the_thesis_training_tables() {
+    use longtail_train::methods::default_config;
+    use longtail_train::presets::Dataset;
+    for m in ["kps", "fbl", "gcl"] {
+        let c = default_config(m, Dataset::Cifar100Lt, 100.0).unwrap();
+        let s = &c.stages[0];
+        assert_eq!((s.epochs, s.batch_size, s.optimizer.weight_decay), (200, 64, 2e-4), "{m}");
+        let at = |e| s.lr.rate(e, 200, 0, 100);
+        // 5-epoch warm-up, then x0.1 at 160 and x0.1 again at 180 (the authors' code)
+        assert!((at(0) - 0.02).abs() < 1e-12 && (at(159) - 0.1).abs() < 1e-12, "{m}");
+        assert!((at(160) - 0.01).abs() < 1e-12 && (at(180) - 0.001).abs() < 1e-12, "{m}");
+        let f = default_config(m, Dataset::FashionMnistLt, 100.0).unwrap();
+        assert_eq!((f.stages[0].epochs, f.stages[0].batch_size), (15, 128), "{m} on Fashion-MNIST keeps the protocol");
+    }
+    let kps = default_config("kps", Dataset::Inat2018, 1.0).unwrap();
+    assert_eq!((kps.stages[0].batch_size, kps.stages[0].lr.base, kps.stages[0].epochs), (512, 0.2, 180));
+    assert!((kps.stages[0].lr.rate(120, 180, 0, 10) - 0.02).abs() < 1e-12);
+    let fbl = default_config("fbl", Dataset::PlacesLt, 1.0).unwrap();
+    assert_eq!((fbl.stages[0].epochs, fbl.stages[0].optimizer.weight_decay), (90, 5e-4));
+    assert!((fbl.stages[0].lr.rate(80, 90, 0, 10) - 0.002).abs() < 1e-12);
+    let gcl = default_config("gcl", Dataset::Inat2018, 1.0).unwrap();
+    assert_eq!((gcl.stages[0].batch_size, gcl.stages[1].epochs), (256, 30));
+    assert!((gcl.stages[1].lr.base - 0.01).abs() < 1e-12, "stage II at 0.1 x the stage-I rate");
+    // H2T's stage II is 10 epochs on every benchmark (the iNat preset's classifier stage is 30)
+    for d in [Dataset::Cifar10Lt, Dataset::ImagenetLt, Dataset::Inat2018, Dataset::PlacesLt] {
+        assert_eq!(default_config("h2t", d, d.default_imbalance()).unwrap().stages[0].epochs, 10, "{}", d.name());
+    }
+}
