@@ -342,6 +342,17 @@ impl ExperimentConfig {
                 if s.train == Trainable::All {
                     return Err(TrainError::config(f("h2t"), "H2T fuses frozen feature maps: set train = \"classifier\" or \"classifier-shift-bn\""));
                 }
+                if s.mixup.is_some() {
+                    return Err(TrainError::config(f("mixup"), "an H2T stage trains on its own fused pairs; remove mixup from this stage"));
+                }
+            }
+            if self.fusion.is_some() && s.train == Trainable::All {
+                return Err(TrainError::config(f("train"), "FFN keeps both stage-I backbones frozen: set train = \"classifier\""));
+            }
+            if let LossSpec::Hrdc { reweight_loss: Some(inner), .. } = &s.loss {
+                if inner.wants_cosine_head() || inner.needs_aux_head() {
+                    return Err(TrainError::config(f("loss.reweight_loss"), format!("{} cannot train HRDC's linear re-weighting branch", inner.name())));
+                }
             }
             if let Some(d) = &s.drw {
                 if d.from_epoch >= s.epochs {
@@ -358,6 +369,10 @@ impl ExperimentConfig {
             if matches!(s.head, HeadChange::Lws | HeadChange::TauNorm { .. } | HeadChange::LogitAdjust { .. }) && self.model.head != HeadConfig::Linear {
                 return Err(TrainError::config(f("head"), "LWS, tau-norm and post-hoc logit adjustment apply to a linear classifier"));
             }
+        }
+        // HRDC's fused prediction weighs the re-weighting branch 0.75 by default: it must be trained
+        if matches!(self.model.head, HeadConfig::Dual { .. }) && !self.stages.iter().any(|s| matches!(s.loss, LossSpec::Hrdc { .. })) {
+            return Err(TrainError::config("model.head", "a dual head is trained by the HRDC loss: set a stage's loss = { kind = \"hrdc\", ... } or use a single head"));
         }
         if self.model.feature_fusion.is_some() != self.fusion.is_some() {
             return Err(TrainError::config("fusion", "FFN needs both model.feature_fusion and a [fusion] section naming its two networks"));

@@ -117,3 +117,35 @@ fn thesis_methods_use_the_thesis_training_tables() {
         assert_eq!(default_config("h2t", d, d.default_imbalance()).unwrap().stages[0].epochs, 10, "{}", d.name());
     }
 }
+
+/// Combinations that would train something other than what the config says are refused.
+#[test]
+fn contradictory_method_settings_are_refused() {
+    use longtail_losses::LossSpec;
+    use longtail_models::HeadConfig;
+    use longtail_train::config::{MixupConfig, Trainable};
+    use longtail_train::methods::default_config;
+    use longtail_train::presets::Dataset;
+    let mut h2t = default_config("h2t", Dataset::FashionMnistLt, 100.0).unwrap();
+    h2t.stages[0].mixup = Some(MixupConfig { alpha: 1.0 });
+    let err = h2t.validate().unwrap_err().to_string();
+    assert!(err.contains("stages.0.mixup") && err.contains("H2T"), "{err}");
+
+    let mut ffn = default_config("ffn", Dataset::Cifar10Lt, 100.0).unwrap();
+    ffn.validate().unwrap();
+    ffn.stages[0].train = Trainable::All;
+    let err = ffn.validate().unwrap_err().to_string();
+    assert!(err.contains("stages.0.train") && err.contains("frozen"), "{err}");
+
+    let mut hrdc = default_config("hrdc", Dataset::Cifar10Lt, 100.0).unwrap();
+    hrdc.validate().unwrap();
+    let LossSpec::Hrdc { reweight_loss, .. } = &mut hrdc.stages[0].loss else { panic!("hrdc's loss") };
+    *reweight_loss = Some(Box::new(LossSpec::Ldam { max_margin: 0.5, scale: 30.0 }));
+    let err = hrdc.validate().unwrap_err().to_string();
+    assert!(err.contains("reweight_loss") && err.contains("LDAM"), "{err}");
+    hrdc.stages[0].loss = LossSpec::Ce;
+    let err = hrdc.validate().unwrap_err().to_string();
+    assert!(err.contains("model.head") && err.contains("HRDC"), "{err}");
+    hrdc.model.head = HeadConfig::Linear;
+    hrdc.validate().unwrap();
+}
