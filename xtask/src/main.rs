@@ -122,8 +122,8 @@ fn configs() -> Result<()> {
     let methods: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().next().map(String::from)).collect();
     let sets: Vec<(&str, Vec<f64>)> = vec![
         ("fashion-mnist-lt", vec![100.0]),
-        ("cifar10-lt", vec![10.0, 50.0, 100.0, 200.0]),
-        ("cifar100-lt", vec![10.0, 50.0, 100.0, 200.0]),
+        ("cifar10-lt", vec![10.0, 20.0, 50.0, 100.0, 200.0]),
+        ("cifar100-lt", vec![10.0, 20.0, 50.0, 100.0, 200.0]),
         ("imagenet-lt", vec![1.0]),
         ("inat2018", vec![1.0]),
         ("places-lt", vec![1.0]),
