@@ -6,7 +6,10 @@
 //! | CIFAR-10/100-LT | ResNet-32 | 200 | 128 | 0.1, 5-epoch warm-up | x0.01 at 160, x0.0001 at 180 | 160 | 10 epochs |
 //! | ImageNet-LT | ResNet-50 | 90 | 256 | 0.1 | cosine | 72 | 10 epochs |
 //! | iNaturalist 2018 | ResNet-50 | 180 | 256 | 0.1 | cosine | 144 | 30 epochs |
-//! | Places-LT | ResNet-152 (ImageNet-pretrained) | 30 | 256 | 0.1 | cosine | 24 | 10 epochs |
+//! | Places-LT | ResNet-152 (from scratch unless `init_from` names a run) | 30 | 256 | 0.1 | cosine | 24 | 10 epochs |
+//!
+//! The thesis's methods (KPS, FBL, GCL) use the thesis's own tables instead on the papers'
+//! benchmarks ([`Dataset::thesis_recipe`]: CIFAR batch 64, x0.1 at 160 and again at 180).
 
 use std::path::PathBuf;
 

@@ -159,19 +159,21 @@ fn gcl_clouds_are_absent_at_evaluation() {
     // by hand: argmax and softmax confidence of s * cos over the test set
     let loader = data.eval_loader(&config, data.test.clone()).unwrap();
     let model = network.valid();
-    let (mut correct, mut confidence) = (0usize, Vec::new());
+    let mut clean = longtail_train::metrics::Predictions { labels: Vec::new(), predicted: Vec::new(), confidence: Vec::new() };
     for batch in loader.iter((0..data.test.len()).collect(), 0, 0, 0) {
         let batch = batch.unwrap();
-        let labels = batch.labels.clone();
+        clean.labels.extend_from_slice(&batch.labels);
         let probs = softmax(model.predict(upload(batch, &device).images).mul_scalar(30.0), 1);
         let (conf, idx) = probs.max_dim_with_indices(1);
-        let idx = idx.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
-        correct += idx.iter().zip(&labels).filter(|(p, l)| **p as usize == **l).count();
-        confidence.extend(conf.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+        clean.predicted.extend(idx.into_data().convert::<i64>().try_to_vec::<i64>().unwrap().into_iter().map(|i| i as usize));
+        clean.confidence.extend(conf.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
     }
+    let correct = clean.labels.iter().zip(&clean.predicted).filter(|(l, p)| l == p).count();
     let accuracy = 100.0 * correct as f64 / data.test.len() as f64;
     assert!((report.metrics.accuracy - accuracy).abs() < 1e-9, "final evaluation {} vs clean forward {accuracy}", report.metrics.accuracy);
-    assert!(confidence.iter().all(|c| (0.0..=1.0).contains(c)));
+    // the confidences too: the ECE of the clean s * cos probabilities is the reported one
+    let (ece, _) = longtail_train::metrics::calibration(&clean, config.eval.ece_bins);
+    assert!((report.metrics.ece - ece).abs() < 1e-6, "final ECE {} vs clean forward {ece}", report.metrics.ece);
     for _ in 0..2 {
         assert_eq!(evaluate_network(&network, &config, &data, &device).unwrap(), report.metrics, "evaluation is deterministic");
     }

@@ -104,8 +104,20 @@ fn every_method_trains_end_to_end_and_beats_chance() {
         if report.metrics.accuracy <= 40.0 {
             failures.push(format!("{} {:.1}%", m.name, report.metrics.accuracy));
         }
-        if losses.len() >= 2 && !losses[1..].iter().any(|l| *l < losses[0]) {
-            failures.push(format!("{}: loss did not fall {losses:.3?}", m.name));
+        // A loss that keeps one definition over the stage must end below where it started. Where
+        // the definition changes with the epoch (DRW, KPS's gradient adjustment, FBL's curriculum,
+        // HRDC's and MGKT's schedules) the epochs compare different losses, so the check is only
+        // that some later epoch goes below the first; those per-epoch definitions are checked by
+        // value in longtail-losses' tests.
+        let stage = config.stages.iter().rev().find(|s| s.epochs > 0);
+        let fixed = stage.is_some_and(|s| {
+            s.drw.is_none() && !matches!(s.loss, LossSpec::Kps { .. } | LossSpec::Fbl { .. } | LossSpec::Hrdc { .. } | LossSpec::MultiGranularity { .. })
+        });
+        if losses.len() >= 2 {
+            let fell = if fixed { losses[losses.len() - 1] < losses[0] } else { losses[1..].iter().any(|l| *l < losses[0]) };
+            if !fell {
+                failures.push(format!("{}: loss did not fall {losses:.3?}", m.name));
+            }
         }
         if m.name == "mgkt" {
             assert!(report.metrics.hierarchical.is_some(), "hierarchical metrics for MGKT");
