@@ -182,7 +182,6 @@ impl Dataset {
         };
         let cifar = || recipe(200, 64, steps(0.1, 5, [160, 180]), 2e-4, 10);
         match (method, self) {
-            (_, Dataset::FashionMnistLt) => None,
             ("kps" | "fbl" | "gcl", Dataset::Cifar10Lt | Dataset::Cifar100Lt) => Some(cifar()),
             ("kps", Dataset::ImagenetLt) => Some(recipe(180, 128, steps(0.1, 0, [120, 160]), 1e-4, 10)),
             ("kps", Dataset::Inat2018) => Some(recipe(180, 512, steps(0.2, 0, [120, 160]), 1e-4, 30)),
