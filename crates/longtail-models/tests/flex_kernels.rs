@@ -2,7 +2,9 @@
 //! convolution forward / input gradient / weight gradient and batch norm (inference, training,
 //! training backward), checked against direct f64 loops written here from the definitions.
 //! Cases cover stride, symmetric and asymmetric padding, dilation, groups (incl. depthwise),
-//! non-square kernels, 1x1 kernels, batch 1 and batches larger than the kernels' sample blocks.
+//! non-square kernels, 1x1 kernels, stride-1 "same" layouts (im2col's shifted-plane path),
+//! batch 1 and batches larger than the kernels' sample blocks; ReLU forward and backward are
+//! checked against their definition.
 
 use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
@@ -160,6 +162,54 @@ fn conv_dilation_groups_and_depthwise() {
 #[test]
 fn conv_non_square_kernel_asymmetric_padding() {
     check_conv(Case { c: 2, h: 6, w: 7, o: 3, kh: 2, kw: 3, pad: [(1, 0), (2, 1)], stride: [1, 2], ..BASE });
+}
+
+/// Stride-1 convolutions whose output rows are as wide as the input's take im2col's
+/// shifted-plane path: asymmetric "same" padding, output shorter than the input (no row
+/// padding), a kernel taller than the image (whole rows outside it) and a dilated 5x5.
+#[test]
+fn conv_stride_one_same_width_layouts() {
+    check_conv(Case { c: 2, h: 5, w: 6, o: 3, kh: 2, kw: 2, pad: [(1, 0), (0, 1)], ..BASE });
+    check_conv(Case { h: 6, w: 5, pad: [(0, 0), (1, 1)], ..BASE });
+    check_conv(Case { h: 2, w: 4, kh: 5, kw: 5, pad: [(2, 2), (2, 2)], ..BASE });
+    check_conv(Case { h: 9, w: 7, kh: 5, kw: 5, pad: [(4, 4), (4, 4)], dilation: [2, 2], ..BASE });
+    check_conv(Case { h: 3, w: 3, pad: [(0, 3), (2, 0)], ..BASE });
+}
+
+/// ReLU and its gradient on the CPU backend run in parallel, in place, above 64K elements:
+/// checked on a large tensor (with a NaN, which PyTorch propagates in the output and whose
+/// gradient it keeps), on a small one, and on a transposed (non-contiguous) one.
+#[test]
+fn relu_forward_and_backward_in_parallel() {
+    use burn::tensor::activation::relu;
+    let d = Device::flex().autodiff();
+    for (shape, transpose) in [([3, 50_000], false), ([7, 9], false), ([300, 400], true)] {
+        let len = shape[0] * shape[1];
+        let mut x = values(len, 5);
+        x[len / 2] = f32::NAN;
+        let r = values(len, 6);
+        let xt = tensor(&x, shape, &d).require_grad();
+        let input = if transpose { xt.clone().transpose() } else { xt.clone() };
+        let rr = if transpose { tensor(&r, [shape[1], shape[0]], &d) } else { tensor(&r, shape, &d) };
+        let y = relu(input);
+        let grads = (y.clone() * rr).sum().backward();
+        let (y, dx) = (vec(y), vec(xt.grad(&grads).unwrap()));
+        // element (i, j) of the input; for the transposed case y is [cols, rows]
+        for i in 0..shape[0] {
+            for j in 0..shape[1] {
+                let k = i * shape[1] + j;
+                let (yk, rk) = if transpose { (j * shape[0] + i, j * shape[0] + i) } else { (k, k) };
+                let v = x[k];
+                if v.is_nan() {
+                    assert!(y[yk].is_nan(), "{shape:?}: NaN must propagate");
+                    continue;
+                }
+                assert_eq!(y[yk], v.max(0.0), "{shape:?} y[{i},{j}]");
+                let want = if v > 0.0 { r[rk] } else { 0.0 };
+                assert_eq!(dx[k], want, "{shape:?} dx[{i},{j}]");
+            }
+        }
+    }
 }
 
 #[test]

@@ -21,6 +21,11 @@ use crate::{Flex, FlexTensor, Layout};
 
 impl ActivationOps<Flex> for Flex {
     fn relu(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        // longtail: contiguous f32 runs in parallel (ops/longtail_kernels.rs)
+        let tensor = match crate::ops::longtail_kernels::relu(tensor) {
+            Ok(out) => return out,
+            Err(tensor) => tensor,
+        };
         // `max` returns the non-NaN operand, which would map NaN to the bound.
         // Testing `is_nan` first lets NaN propagate, as PyTorch does. `!(x <= 0.0)` is
         // equivalent and compiles to the same code, but trips
@@ -33,6 +38,11 @@ impl ActivationOps<Flex> for Flex {
     }
 
     fn relu_backward(output: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        // longtail: contiguous f32 runs in parallel, in place (ops/longtail_kernels.rs)
+        let (output, grad) = match crate::ops::longtail_kernels::relu_backward(output, grad) {
+            Ok(out) => return out,
+            Err(operands) => operands,
+        };
         // Zero the gradient where the output was zero, but keep it for a NaN output:
         // the trait default masks with `float_lower_equal_elem(output, 0)`, which is
         // false for NaN.

@@ -10,7 +10,9 @@
 //!   column buffer, single-threaded gemm per sample; one parallel gemm when the batch is smaller
 //!   than the thread pool), for any stride, padding (symmetric or not), dilation and groups;
 //! - batch norm (inference, training, training backward) are per-channel passes: statistics in
-//!   f64 in parallel over channels, then one fused elementwise pass in parallel over samples.
+//!   f64 in parallel over channels, then one fused elementwise pass in parallel over samples;
+//! - ReLU and its gradient run in parallel over 32K-element chunks, in place when an operand is
+//!   uniquely owned (burn-flex ran them on one thread).
 //!
 //! Only `f32` runs natively; other dtypes go through `f32` and back.
 
@@ -61,6 +63,18 @@ fn tensor(values: Vec<f32>, shape: Vec<usize>, dtype: DType) -> FlexTensor {
     if dtype == DType::F32 { t } else { FlexTensor::from_data(t.into_data().convert_dtype(dtype)) }
 }
 
+/// A vector of `len` values that the caller overwrites completely before reading (skips the
+/// zero fill: a calloc of reused memory is a memset, a few percent of a training step).
+#[allow(clippy::uninit_vec)]
+fn uninit_f32(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: f32 has no invalid bit patterns, and every caller writes every element it reads
+    // first (a GEMM with `accumulate = false`, im2col, a row copy, or an elementwise pass over
+    // the whole buffer).
+    unsafe { v.set_len(len) };
+    v
+}
+
 fn threads() -> usize {
     #[cfg(feature = "rayon")]
     return rayon::current_num_threads();
@@ -69,20 +83,103 @@ fn threads() -> usize {
 }
 
 /// Runs `f(index, chunk, scratch)` over `chunk_len`-sized chunks of `out`, in parallel when
-/// rayon is enabled, with one `scratch` buffer per worker.
+/// rayon is enabled, with one `scratch` buffer per worker (uninitialised: `f` writes what it reads).
 fn for_each_chunk<F>(out: &mut [f32], chunk_len: usize, scratch_len: usize, f: F)
 where
     F: Fn(usize, &mut [f32], &mut Vec<f32>) + Send + Sync,
 {
     #[cfg(feature = "rayon")]
-    out.par_chunks_mut(chunk_len).enumerate().for_each_init(|| vec![0f32; scratch_len], |scratch, (i, chunk)| f(i, chunk, scratch));
+    out.par_chunks_mut(chunk_len).enumerate().for_each_init(|| uninit_f32(scratch_len), |scratch, (i, chunk)| f(i, chunk, scratch));
     #[cfg(not(feature = "rayon"))]
     {
-        let mut scratch = vec![0f32; scratch_len];
+        let mut scratch = uninit_f32(scratch_len);
         for (i, chunk) in out.chunks_mut(chunk_len).enumerate() {
             f(i, chunk, &mut scratch);
         }
     }
+}
+
+// ============================================================================
+// Elementwise passes (ReLU and its gradient)
+// ============================================================================
+
+/// Elements below which an elementwise pass stays on one thread, and the size of each parallel
+/// task above it (PyTorch's grain is 32768).
+const ELEMENTWISE_GRAIN: usize = 1 << 15;
+
+/// `a[i] = f(a[i])`, in parallel over chunks when the slice is large.
+fn map_inplace(a: &mut [f32], f: impl Fn(f32) -> f32 + Send + Sync) {
+    #[cfg(feature = "rayon")]
+    if a.len() >= 2 * ELEMENTWISE_GRAIN && threads() > 1 {
+        a.par_chunks_mut(ELEMENTWISE_GRAIN).for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+        return;
+    }
+    a.iter_mut().for_each(|v| *v = f(*v));
+}
+
+/// `a[i] = f(a[i], b[i])`, in parallel over chunks when the slices are large.
+fn zip_inplace(a: &mut [f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Send + Sync) {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(feature = "rayon")]
+    if a.len() >= 2 * ELEMENTWISE_GRAIN && threads() > 1 {
+        a.par_chunks_mut(ELEMENTWISE_GRAIN)
+            .zip(b.par_chunks(ELEMENTWISE_GRAIN))
+            .for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(u, &v)| *u = f(*u, v)));
+        return;
+    }
+    a.iter_mut().zip(b).for_each(|(u, &v)| *u = f(*u, v));
+}
+
+/// `max(x, 0)` keeping NaN (as PyTorch does).
+#[inline(always)]
+fn relu_value(x: f32) -> f32 {
+    if x.is_nan() || x > 0.0 { x } else { 0.0 }
+}
+
+/// ReLU of a contiguous `f32` tensor, in place when it is uniquely owned, in parallel when
+/// large; `None` for other dtypes or layouts (the caller falls back to the generic pass).
+pub fn relu(mut t: FlexTensor) -> Result<FlexTensor, FlexTensor> {
+    if t.dtype() != DType::F32 {
+        return Err(t);
+    }
+    match t.layout().contiguous_offsets() {
+        Some((0, end)) if t.is_unique() => {
+            map_inplace(&mut t.storage_mut::<f32>()[..end], relu_value);
+            Ok(t)
+        }
+        Some((start, end)) => {
+            let mut out = t.storage::<f32>()[start..end].to_vec();
+            map_inplace(&mut out, relu_value);
+            Ok(FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(t.layout().shape().clone()), DType::F32))
+        }
+        None => Err(t),
+    }
+}
+
+/// ReLU's gradient `grad * (output > 0)` (NaN outputs keep the gradient) for contiguous `f32`
+/// operands of one shape, written into whichever operand is uniquely owned, in parallel when
+/// large; `Err` gives the operands back for the generic pass.
+pub fn relu_backward(mut output: FlexTensor, mut grad: FlexTensor) -> Result<FlexTensor, (FlexTensor, FlexTensor)> {
+    if output.dtype() != DType::F32 || grad.dtype() != DType::F32 || output.shape() != grad.shape() {
+        return Err((output, grad));
+    }
+    let (Some((os, oe)), Some((gs, ge))) = (output.layout().contiguous_offsets(), grad.layout().contiguous_offsets()) else {
+        return Err((output, grad));
+    };
+    let keep = |g: f32, out: f32| if out.is_nan() || out > 0.0 { g } else { 0.0 };
+    if gs == 0 && grad.is_unique() {
+        let o: &[f32] = &output.storage::<f32>()[os..oe];
+        zip_inplace(&mut grad.storage_mut::<f32>()[..ge], o, keep);
+        return Ok(grad);
+    }
+    if os == 0 && output.is_unique() {
+        let g: &[f32] = &grad.storage::<f32>()[gs..ge];
+        zip_inplace(&mut output.storage_mut::<f32>()[..oe], g, |out, g| keep(g, out));
+        return Ok(output);
+    }
+    let mut out = grad.storage::<f32>()[gs..ge].to_vec();
+    zip_inplace(&mut out, &output.storage::<f32>()[os..oe], keep);
+    Ok(FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(grad.layout().shape().clone()), DType::F32))
 }
 
 // ============================================================================
@@ -213,24 +310,20 @@ impl Geometry {
     fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0] && self.oh == self.h && self.ow == self.w
     }
-    /// The input column `ix` of output column `ox` at kernel column `kx`, if inside the image.
-    #[inline]
-    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
-        let ix = (ox * self.stride[1] + kx * self.dilation[1]) as isize - self.pad[1] as isize;
-        (ix >= 0 && (ix as usize) < self.w).then_some(ix as usize)
-    }
     #[inline]
     fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
         let iy = (oy * self.stride[0] + ky * self.dilation[0]) as isize - self.pad[0] as isize;
         (iy >= 0 && (iy as usize) < self.h).then_some(iy as usize)
     }
-    /// The range of output columns whose input column (kernel column `kx`) is inside the image,
-    /// for stride-1 rows: `ox` in `lo..hi` maps to `ix = ox + off`.
+    /// The range of output columns whose input column (kernel column `kx`) is inside the image:
+    /// `ox` in `lo..hi` maps to `ix = ox * stride + off`, every other `ox` reads padding.
     #[inline]
-    fn unit_stride_range(&self, kx: usize) -> (usize, usize, isize) {
+    fn column_range(&self, kx: usize) -> (usize, usize, isize) {
+        let s = self.stride[1] as isize;
         let off = (kx * self.dilation[1]) as isize - self.pad[1] as isize;
-        let lo = (-off).max(0) as usize;
-        let hi = ((self.w as isize - off).max(0) as usize).min(self.ow);
+        let lo = if off >= 0 { 0 } else { ((-off + s - 1) / s) as usize };
+        let room = self.w as isize - off;
+        let hi = if room <= 0 { 0 } else { (((room + s - 1) / s) as usize).min(self.ow) };
         (lo.min(hi), hi, off)
     }
 }
@@ -244,6 +337,10 @@ fn im2col(g: &Geometry, x: &[f32], group: usize, col: &mut [f32], ld: usize, off
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let row = &mut col[((ci * g.kh + ky) * g.kw + kx) * ld + offset..][..p];
+                if g.stride == [1, 1] && g.ow == g.w {
+                    shifted_plane(g, plane, ky, kx, row);
+                    continue;
+                }
                 for oy in 0..g.oh {
                     let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
                     let Some(iy) = g.in_y(oy, ky) else {
@@ -251,22 +348,48 @@ fn im2col(g: &Geometry, x: &[f32], group: usize, col: &mut [f32], ld: usize, off
                         continue;
                     };
                     let src = &plane[iy * g.w..(iy + 1) * g.w];
-                    if g.stride[1] == 1 {
-                        let (lo, hi, off) = g.unit_stride_range(kx);
-                        out[..lo].fill(0.0);
-                        out[hi..].fill(0.0);
-                        if hi > lo {
-                            let start = (lo as isize + off) as usize;
+                    let (lo, hi, off) = g.column_range(kx);
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    if hi > lo {
+                        let start = (lo as isize * g.stride[1] as isize + off) as usize;
+                        if g.stride[1] == 1 {
                             out[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
-                        }
-                    } else {
-                        for (ox, v) in out.iter_mut().enumerate() {
-                            *v = g.in_x(ox, kx).map_or(0.0, |ix| src[ix]);
+                        } else {
+                            out[lo..hi].iter_mut().zip(src[start..].iter().step_by(g.stride[1])).for_each(|(v, &x)| *v = x);
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// One im2col row of a stride-1 convolution whose output rows are as wide as its input rows
+/// (a "same" convolution): the row is the input plane shifted by `dy * w + dx`, so the valid
+/// rows are one contiguous copy, after which the wrapped-around border columns and the rows
+/// outside the image are zeroed. Equal to the per-row loop of `im2col`, with one `memcpy`
+/// instead of one per output row (rows are 8-32 values in a CIFAR ResNet).
+fn shifted_plane(g: &Geometry, plane: &[f32], ky: usize, kx: usize, row: &mut [f32]) {
+    let w = g.w;
+    let dy = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
+    let (lo, hi, dx) = g.column_range(kx);
+    let ylo = ((-dy).max(0) as usize).min(g.oh);
+    let yhi = ((g.h as isize - dy).max(0) as usize).min(g.oh).max(ylo);
+    row[..ylo * w].fill(0.0);
+    row[yhi * w..].fill(0.0);
+    if yhi == ylo || hi == lo {
+        row[ylo * w..yhi * w].fill(0.0);
+        return;
+    }
+    // output positions a..b map to input positions a + shift..b + shift, all inside the plane:
+    // the first is (ylo + dy, lo + dx) and the last (yhi - 1 + dy, hi - 1 + dx)
+    let (a, b) = (ylo * w + lo, (yhi - 1) * w + hi);
+    let src = (a as isize + dy * w as isize + dx) as usize;
+    row[a..b].copy_from_slice(&plane[src..src + (b - a)]);
+    // the border columns (at most the padding wide): one strided pass per column
+    for c in (0..lo).chain(hi..w) {
+        row[ylo * w + c..yhi * w].iter_mut().step_by(w).for_each(|v| *v = 0.0);
     }
 }
 
@@ -282,16 +405,13 @@ fn col2im(g: &Geometry, col: &[f32], group: usize, dx: &mut [f32]) {
                     let Some(iy) = g.in_y(oy, ky) else { continue };
                     let src = &row[oy * g.ow..(oy + 1) * g.ow];
                     let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                    if g.stride[1] == 1 {
-                        let (lo, hi, off) = g.unit_stride_range(kx);
-                        for ox in lo..hi {
-                            dst[(ox as isize + off) as usize] += src[ox];
-                        }
-                    } else {
-                        for (ox, v) in src.iter().enumerate() {
-                            if let Some(ix) = g.in_x(ox, kx) {
-                                dst[ix] += v;
-                            }
+                    let (lo, hi, off) = g.column_range(kx);
+                    if hi > lo {
+                        let start = (lo as isize * g.stride[1] as isize + off) as usize;
+                        if g.stride[1] == 1 {
+                            dst[start..start + hi - lo].iter_mut().zip(&src[lo..hi]).for_each(|(a, &b)| *a += b);
+                        } else {
+                            dst[start..].iter_mut().step_by(g.stride[1]).zip(&src[lo..hi]).for_each(|(a, &b)| *a += b);
                         }
                     }
                 }
@@ -321,7 +441,8 @@ pub fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, optio
     let bv = bias.as_ref().map(values);
     let (k, p, og) = (g.k(), g.positions(), g.og());
     let per_sample = g.o * p;
-    let mut out = vec![0f32; g.n * per_sample];
+    // every element is written by its group's GEMM (accumulate = false)
+    let mut out = uninit_f32(g.n * per_sample);
     let parallel_gemm = g.n < threads();
     let scratch = if g.pointwise() { 0 } else { k * p };
     for_each_chunk(&mut out, per_sample, scratch, |n, out_n, col| {
@@ -380,18 +501,19 @@ pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: Fl
     let dtype = weight.dtype();
     let (xv, dy) = (values(&x), values(&output_grad));
     let (k, p, og) = (g.k(), g.positions(), g.og());
-    // each worker accumulates dW^T [k, o] row-major (a transposed GEMM destination is ~5x
-    // slower in `gemm`), transposed to [o, k] at the end
+    // each worker accumulates dW^T [k, o] row-major, transposed to [o, k] at the end; `gemm`
+    // then runs the product transposed (M = og). A column-major [o, k] destination (M = k) was
+    // measured 1.6x slower for the whole training step (it packs the [k, B p] column block)
     let size = g.o * k;
     let workers = threads().min(g.n).max(1);
     let per_worker = g.n.div_ceil(workers);
     let block = BLOCK.min(per_worker).max(1);
     let mut partials = vec![0f32; workers * size];
     let parallel_gemm = g.n < threads();
-    // scratch: a column block [k, block * p] followed by a transposed gradient block [block * p, og]
+    // scratch: a column block [k, block * p] followed by a gradient block [og, block * p]
     let scratch = k * block * p + block * p * og;
     for_each_chunk(&mut partials, size, scratch, |t, dw, buf| {
-        let (cols, dyt) = buf.split_at_mut(k * block * p);
+        let (cols, dyb) = buf.split_at_mut(k * block * p);
         let samples: Vec<usize> = (t * per_worker..((t + 1) * per_worker).min(g.n)).collect();
         for chunk in samples.chunks(block) {
             let ld = chunk.len() * p;
@@ -407,22 +529,20 @@ pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: Fl
                     }
                     let dy_g = &dy[(n * g.o + group * og) * p..][..og * p];
                     for o in 0..og {
-                        for (pos, &v) in dy_g[o * p..(o + 1) * p].iter().enumerate() {
-                            dyt[(b * p + pos) * og + o] = v;
-                        }
+                        dyb[o * ld + b * p..][..p].copy_from_slice(&dy_g[o * p..(o + 1) * p]);
                     }
                 }
                 let dst = dw[group * og..].as_mut_ptr();
-                gemm(k, og, ld, dst, (g.o as isize, 1), true, row_major(cols.as_ptr(), ld), row_major(dyt.as_ptr(), og), parallel_gemm);
+                gemm(k, og, ld, dst, (g.o as isize, 1), true, row_major(cols.as_ptr(), ld), transposed(dyb.as_ptr(), ld), parallel_gemm);
             }
         }
     });
-    let mut dwt = partials[..size].to_vec();
-    for part in partials[size..].chunks(size) {
+    let (dwt, rest) = partials.split_at_mut(size);
+    for part in rest.chunks(size) {
         dwt.iter_mut().zip(part).for_each(|(a, b)| *a += b);
     }
     // [k, o] -> [o, k] (group-major: group g's columns g*og..(g+1)*og hold its og outputs)
-    let mut dw = vec![0f32; size];
+    let mut dw = uninit_f32(size);
     for r in 0..k {
         for o in 0..g.o {
             dw[o * k + r] = dwt[r * g.o + o];
@@ -487,7 +607,7 @@ fn channel_sums(n: usize, c: usize, s: usize, a: &[f32], b: Option<&[f32]>, shif
 
 /// `out = x * scale[c] + shift[c]` (and, with `dy`, `out = dy * a[c] + x * b[c] + d[c]`).
 fn channel_affine(n: usize, c: usize, s: usize, x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
-    let mut out = vec![0f32; n * c * s];
+    let mut out = uninit_f32(n * c * s);
     for_each_chunk(&mut out, c * s, 0, |i, out_n, _| {
         let x_n = &x[i * c * s..(i + 1) * c * s];
         for ch in 0..c {
@@ -560,7 +680,7 @@ pub fn batch_norm_train_backward(
     let b: Vec<f64> = (0..c).map(|ch| -(gv[ch] as f64) * inv[ch] * inv[ch] * dgamma[ch] / m).collect();
     let d: Vec<f32> = (0..c).map(|ch| (-(gv[ch] as f64) * inv[ch] * dbeta[ch] / m - mv[ch] * b[ch]) as f32).collect();
     let b: Vec<f32> = b.iter().map(|&v| v as f32).collect();
-    let mut dx = vec![0f32; n * c * s];
+    let mut dx = uninit_f32(n * c * s);
     for_each_chunk(&mut dx, c * s, 0, |i, dx_n, _| {
         let off = i * c * s;
         for ch in 0..c {

@@ -11,7 +11,9 @@ use rayon::prelude::*;
 /// Threshold for parallel execution (elements).
 /// For memory-bound operations, parallelism helps when data exceeds L3 cache.
 #[cfg(feature = "rayon")]
-const PARALLEL_THRESHOLD: usize = 4 * 1024 * 1024;
+// longtail: 64K elements (was 4M), so the 0.5-2M-element activations of a CIFAR ResNet use both
+// cores; PyTorch parallelises elementwise ops from 32K elements.
+const PARALLEL_THRESHOLD: usize = 64 * 1024;
 
 #[cfg(feature = "rayon")]
 const CHUNK_SIZE: usize = 4096;
