@@ -372,10 +372,8 @@ fn im2col(g: &Geometry, x: &[f32], group: usize, col: &mut [f32], ld: usize, off
 /// instead of one per output row (rows are 8-32 values in a CIFAR ResNet).
 fn shifted_plane(g: &Geometry, plane: &[f32], ky: usize, kx: usize, row: &mut [f32]) {
     let w = g.w;
-    let dy = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
+    let (ylo, yhi, dy) = row_range(g, ky);
     let (lo, hi, dx) = g.column_range(kx);
-    let ylo = ((-dy).max(0) as usize).min(g.oh);
-    let yhi = ((g.h as isize - dy).max(0) as usize).min(g.oh).max(ylo);
     row[..ylo * w].fill(0.0);
     row[yhi * w..].fill(0.0);
     if yhi == ylo || hi == lo {
@@ -393,14 +391,46 @@ fn shifted_plane(g: &Geometry, plane: &[f32], ky: usize, kx: usize, row: &mut [f
     }
 }
 
+/// The valid output rows `ylo..yhi` of kernel row `ky` and the shift `dy` of the input row.
+fn row_range(g: &Geometry, ky: usize) -> (usize, usize, isize) {
+    let dy = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
+    let ylo = ((-dy).max(0) as usize).min(g.oh);
+    let yhi = ((g.h as isize - dy).max(0) as usize).min(g.oh).max(ylo);
+    (ylo, yhi, dy)
+}
+
+/// The transpose of `shifted_plane` for col2im: adds one column row into the input plane
+/// shifted by `dy * w + dx` as one contiguous pass, after zeroing the row's border columns
+/// (they read padding, and in the contiguous pass they would land on the neighbouring row).
+fn add_shifted_plane(g: &Geometry, row: &mut [f32], ky: usize, kx: usize, plane: &mut [f32]) {
+    let w = g.w;
+    let (ylo, yhi, dy) = row_range(g, ky);
+    let (lo, hi, dx) = g.column_range(kx);
+    if yhi == ylo || hi == lo {
+        return;
+    }
+    for c in (0..lo).chain(hi..w) {
+        row[ylo * w + c..yhi * w].iter_mut().step_by(w).for_each(|v| *v = 0.0);
+    }
+    let (a, b) = (ylo * w + lo, (yhi - 1) * w + hi);
+    let dst = (a as isize + dy * w as isize + dx) as usize;
+    plane[dst..dst + (b - a)].iter_mut().zip(&row[a..b]).for_each(|(d, &v)| *d += v);
+}
+
 /// Adds `col [cg*kh*kw, oh*ow]` back into one group of one sample's `dx [C, H, W]`.
-fn col2im(g: &Geometry, col: &[f32], group: usize, dx: &mut [f32]) {
+/// `col` is scratch: the shifted-plane path zeroes the entries that fall on padding.
+fn col2im(g: &Geometry, col: &mut [f32], group: usize, dx: &mut [f32]) {
     let p = g.positions();
     for ci in 0..g.cg() {
         let plane = &mut dx[(group * g.cg() + ci) * g.h * g.w..][..g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
-                let row = &col[((ci * g.kh + ky) * g.kw + kx) * p..][..p];
+                let row = &mut col[((ci * g.kh + ky) * g.kw + kx) * p..][..p];
+                if g.stride == [1, 1] && g.ow == g.w {
+                    add_shifted_plane(g, row, ky, kx, plane);
+                    continue;
+                }
+                let row = &*row;
                 for oy in 0..g.oh {
                     let Some(iy) = g.in_y(oy, ky) else { continue };
                     let src = &row[oy * g.ow..(oy + 1) * g.ow];
