@@ -137,7 +137,7 @@ fn relu_value(x: f32) -> f32 {
 }
 
 /// ReLU of a contiguous `f32` tensor, in place when it is uniquely owned, in parallel when
-/// large; `None` for other dtypes or layouts (the caller falls back to the generic pass).
+/// large; `Err` gives other dtypes and layouts back for the generic pass.
 pub fn relu(mut t: FlexTensor) -> Result<FlexTensor, FlexTensor> {
     if t.dtype() != DType::F32 {
         return Err(t);
@@ -504,10 +504,14 @@ pub fn conv2d_x_backward(x: FlexTensor, weight: FlexTensor, output_grad: FlexTen
     let (wv, dy) = (values(&weight), values(&output_grad));
     let (k, p, og) = (g.k(), g.positions(), g.og());
     let per_sample = g.c * g.h * g.w;
-    let mut dx = vec![0f32; g.n * per_sample];
+    // zeroed per sample inside the parallel pass (col2im accumulates), while it is in cache
+    let mut dx = uninit_f32(g.n * per_sample);
     let parallel_gemm = g.n < threads();
     let scratch = if g.pointwise() { 0 } else { k * p };
     for_each_chunk(&mut dx, per_sample, scratch, |n, dx_n, col| {
+        if !g.pointwise() {
+            dx_n.fill(0.0);
+        }
         let dy_n = &dy[n * g.o * p..(n + 1) * g.o * p];
         for group in 0..g.groups {
             let w = row_major(wv[group * og * k..].as_ptr(), k);
