@@ -178,18 +178,25 @@ fn conv_stride_one_same_width_layouts() {
 
 /// ReLU and its gradient on the CPU backend run in parallel, in place, above 64K elements:
 /// checked on a large tensor (with a NaN, which PyTorch propagates in the output and whose
-/// gradient it keeps), on a small one, and on a transposed (non-contiguous) one.
+/// gradient it keeps; owned and shared), on a small one, and on a transposed (non-contiguous) one.
 #[test]
 fn relu_forward_and_backward_in_parallel() {
     use burn::tensor::activation::relu;
     let d = Device::flex().autodiff();
-    for (shape, transpose) in [([3, 50_000], false), ([7, 9], false), ([300, 400], true)] {
+    // (shape, transposed input, uniquely owned input: the in-place path; else a new buffer)
+    for (shape, transpose, unique) in [([3, 50_000], false, true), ([3, 50_000], false, false), ([7, 9], false, false), ([300, 400], true, false)] {
         let len = shape[0] * shape[1];
         let mut x = values(len, 5);
         x[len / 2] = f32::NAN;
         let r = values(len, 6);
         let xt = tensor(&x, shape, &d).require_grad();
-        let input = if transpose { xt.clone().transpose() } else { xt.clone() };
+        let input = if transpose {
+            xt.clone().transpose()
+        } else if unique {
+            xt.clone() * 1.0
+        } else {
+            xt.clone()
+        };
         let rr = if transpose { tensor(&r, [shape[1], shape[0]], &d) } else { tensor(&r, shape, &d) };
         let y = relu(input);
         let grads = (y.clone() * rr).sum().backward();

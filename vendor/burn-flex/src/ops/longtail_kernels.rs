@@ -130,14 +130,30 @@ fn zip_inplace(a: &mut [f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Send + Sy
     a.iter_mut().zip(b).for_each(|(u, &v)| *u = f(*u, v));
 }
 
+/// `f(a[i], b[i])` into a new vector (one pass), in parallel over chunks when large.
+fn zip_to_vec(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Send + Sync) -> Vec<f32> {
+    debug_assert_eq!(a.len(), b.len());
+    let mut out = uninit_f32(a.len());
+    let pass = |o: &mut [f32], x: &[f32], y: &[f32]| o.iter_mut().zip(x).zip(y).for_each(|((o, &u), &v)| *o = f(u, v));
+    #[cfg(feature = "rayon")]
+    if a.len() >= 2 * ELEMENTWISE_GRAIN && threads() > 1 {
+        out.par_chunks_mut(ELEMENTWISE_GRAIN)
+            .zip(a.par_chunks(ELEMENTWISE_GRAIN).zip(b.par_chunks(ELEMENTWISE_GRAIN)))
+            .for_each(|(o, (x, y))| pass(o, x, y));
+        return out;
+    }
+    pass(&mut out, a, b);
+    out
+}
+
 /// `max(x, 0)` keeping NaN (as PyTorch does).
 #[inline(always)]
 fn relu_value(x: f32) -> f32 {
     if x.is_nan() || x > 0.0 { x } else { 0.0 }
 }
 
-/// ReLU of a contiguous `f32` tensor, in place when it is uniquely owned, in parallel when
-/// large; `Err` gives other dtypes and layouts back for the generic pass.
+/// ReLU of a contiguous `f32` tensor, in place when it is uniquely owned, else into a new
+/// buffer, in parallel when large; `Err` gives other dtypes and layouts back for the generic pass.
 pub fn relu(mut t: FlexTensor) -> Result<FlexTensor, FlexTensor> {
     if t.dtype() != DType::F32 {
         return Err(t);
@@ -148,8 +164,8 @@ pub fn relu(mut t: FlexTensor) -> Result<FlexTensor, FlexTensor> {
             Ok(t)
         }
         Some((start, end)) => {
-            let mut out = t.storage::<f32>()[start..end].to_vec();
-            map_inplace(&mut out, relu_value);
+            let x = &t.storage::<f32>()[start..end];
+            let out = zip_to_vec(x, x, |v, _| relu_value(v));
             Ok(FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(t.layout().shape().clone()), DType::F32))
         }
         None => Err(t),
@@ -158,7 +174,7 @@ pub fn relu(mut t: FlexTensor) -> Result<FlexTensor, FlexTensor> {
 
 /// ReLU's gradient `grad * (output > 0)` (NaN outputs keep the gradient) for contiguous `f32`
 /// operands of one shape, written into whichever operand is uniquely owned, in parallel when
-/// large; `Err` gives the operands back for the generic pass.
+/// large (into a new buffer when neither is); `Err` gives the operands back for the generic pass.
 pub fn relu_backward(mut output: FlexTensor, mut grad: FlexTensor) -> Result<FlexTensor, (FlexTensor, FlexTensor)> {
     if output.dtype() != DType::F32 || grad.dtype() != DType::F32 || output.shape() != grad.shape() {
         return Err((output, grad));
@@ -177,8 +193,7 @@ pub fn relu_backward(mut output: FlexTensor, mut grad: FlexTensor) -> Result<Fle
         zip_inplace(&mut output.storage_mut::<f32>()[..oe], g, |out, g| keep(g, out));
         return Ok(output);
     }
-    let mut out = grad.storage::<f32>()[gs..ge].to_vec();
-    zip_inplace(&mut out, &output.storage::<f32>()[os..oe], keep);
+    let out = zip_to_vec(&grad.storage::<f32>()[gs..ge], &output.storage::<f32>()[os..oe], keep);
     Ok(FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(grad.layout().shape().clone()), DType::F32))
 }
 
@@ -365,56 +380,70 @@ fn im2col(g: &Geometry, x: &[f32], group: usize, col: &mut [f32], ld: usize, off
     }
 }
 
-/// One im2col row of a stride-1 convolution whose output rows are as wide as its input rows
-/// (a "same" convolution): the row is the input plane shifted by `dy * w + dx`, so the valid
-/// rows are one contiguous copy, after which the wrapped-around border columns and the rows
-/// outside the image are zeroed. Equal to the per-row loop of `im2col`, with one `memcpy`
-/// instead of one per output row (rows are 8-32 values in a CIFAR ResNet).
+/// One kernel tap `(ky, kx)` of a stride-1 convolution whose output rows are as wide as its
+/// input rows (a "same" convolution): its im2col row is the input plane shifted by
+/// `dy * w + dx`, so the valid output positions `a..b` read the input positions
+/// `src..src + (b - a)` in one contiguous run. Inside that run the border columns (`ox < lo` or
+/// `ox >= hi`, at most the padding wide) wrap around to the neighbouring input row; rows outside
+/// `ylo..yhi` read padding. `None` when the tap reads only padding.
+struct ShiftedTap {
+    w: usize,
+    ylo: usize,
+    yhi: usize,
+    lo: usize,
+    hi: usize,
+    a: usize,
+    b: usize,
+    src: usize,
+}
+
+impl ShiftedTap {
+    fn new(g: &Geometry, ky: usize, kx: usize) -> Option<Self> {
+        let w = g.w;
+        let dy = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
+        let ylo = ((-dy).max(0) as usize).min(g.oh);
+        let yhi = ((g.h as isize - dy).max(0) as usize).min(g.oh).max(ylo);
+        let (lo, hi, dx) = g.column_range(kx);
+        if yhi == ylo || hi == lo {
+            return None;
+        }
+        // the first valid position is (ylo, lo), reading (ylo + dy, lo + dx); the last is
+        // (yhi - 1, hi - 1), reading (yhi - 1 + dy, hi - 1 + dx): both inside the plane
+        let (a, b) = (ylo * w + lo, (yhi - 1) * w + hi);
+        let src = (a as isize + dy * w as isize + dx) as usize;
+        Some(Self { w, ylo, yhi, lo, hi, a, b, src })
+    }
+
+    /// Zeroes the border columns of the valid rows: one strided pass per column.
+    fn zero_borders(&self, row: &mut [f32]) {
+        let w = self.w;
+        for c in (0..self.lo).chain(self.hi..w) {
+            row[self.ylo * w + c..self.yhi * w].iter_mut().step_by(w).for_each(|v| *v = 0.0);
+        }
+    }
+}
+
+/// im2col row of tap `(ky, kx)` (see [`ShiftedTap`]): one `memcpy` of the valid run, then the
+/// padding entries zeroed, instead of one `memcpy` per output row (8-32 values in a CIFAR
+/// ResNet). Equal to the per-row loop of `im2col`.
 fn shifted_plane(g: &Geometry, plane: &[f32], ky: usize, kx: usize, row: &mut [f32]) {
-    let w = g.w;
-    let (ylo, yhi, dy) = row_range(g, ky);
-    let (lo, hi, dx) = g.column_range(kx);
-    row[..ylo * w].fill(0.0);
-    row[yhi * w..].fill(0.0);
-    if yhi == ylo || hi == lo {
-        row[ylo * w..yhi * w].fill(0.0);
+    let Some(t) = ShiftedTap::new(g, ky, kx) else {
+        row.fill(0.0);
         return;
-    }
-    // output positions a..b map to input positions a + shift..b + shift, all inside the plane:
-    // the first is (ylo + dy, lo + dx) and the last (yhi - 1 + dy, hi - 1 + dx)
-    let (a, b) = (ylo * w + lo, (yhi - 1) * w + hi);
-    let src = (a as isize + dy * w as isize + dx) as usize;
-    row[a..b].copy_from_slice(&plane[src..src + (b - a)]);
-    // the border columns (at most the padding wide): one strided pass per column
-    for c in (0..lo).chain(hi..w) {
-        row[ylo * w + c..yhi * w].iter_mut().step_by(w).for_each(|v| *v = 0.0);
-    }
+    };
+    row[..t.ylo * t.w].fill(0.0);
+    row[t.yhi * t.w..].fill(0.0);
+    row[t.a..t.b].copy_from_slice(&plane[t.src..t.src + (t.b - t.a)]);
+    t.zero_borders(row);
 }
 
-/// The valid output rows `ylo..yhi` of kernel row `ky` and the shift `dy` of the input row.
-fn row_range(g: &Geometry, ky: usize) -> (usize, usize, isize) {
-    let dy = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
-    let ylo = ((-dy).max(0) as usize).min(g.oh);
-    let yhi = ((g.h as isize - dy).max(0) as usize).min(g.oh).max(ylo);
-    (ylo, yhi, dy)
-}
-
-/// The transpose of `shifted_plane` for col2im: adds one column row into the input plane
-/// shifted by `dy * w + dx` as one contiguous pass, after zeroing the row's border columns
-/// (they read padding, and in the contiguous pass they would land on the neighbouring row).
+/// The transpose of `shifted_plane` for col2im: zeroes the row's border entries (they read
+/// padding, and in the contiguous pass they would land on the neighbouring input row), then adds
+/// the valid run into the input plane in one pass.
 fn add_shifted_plane(g: &Geometry, row: &mut [f32], ky: usize, kx: usize, plane: &mut [f32]) {
-    let w = g.w;
-    let (ylo, yhi, dy) = row_range(g, ky);
-    let (lo, hi, dx) = g.column_range(kx);
-    if yhi == ylo || hi == lo {
-        return;
-    }
-    for c in (0..lo).chain(hi..w) {
-        row[ylo * w + c..yhi * w].iter_mut().step_by(w).for_each(|v| *v = 0.0);
-    }
-    let (a, b) = (ylo * w + lo, (yhi - 1) * w + hi);
-    let dst = (a as isize + dy * w as isize + dx) as usize;
-    plane[dst..dst + (b - a)].iter_mut().zip(&row[a..b]).for_each(|(d, &v)| *d += v);
+    let Some(t) = ShiftedTap::new(g, ky, kx) else { return };
+    t.zero_borders(row);
+    plane[t.src..t.src + (t.b - t.a)].iter_mut().zip(&row[t.a..t.b]).for_each(|(d, &v)| *d += v);
 }
 
 /// Adds `col [cg*kh*kw, oh*ow]` back into one group of one sample's `dx [C, H, W]`.
