@@ -3,7 +3,7 @@
 //! training backward), checked against direct f64 loops written here from the definitions.
 //! Cases cover stride, symmetric and asymmetric padding, dilation, groups (incl. depthwise),
 //! non-square kernels, 1x1 kernels, stride-1 "same" layouts (im2col's shifted-plane path),
-//! batch 1 and batches larger than the kernels' sample blocks; ReLU forward and backward are
+//! the direct 3x3 kernels (rows a multiple of 16 wide), batch 1 and batches larger than the kernels' sample blocks; ReLU forward and backward are
 //! checked against their definition.
 
 use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
@@ -174,6 +174,20 @@ fn conv_stride_one_same_width_layouts() {
     check_conv(Case { h: 2, w: 4, kh: 5, kw: 5, pad: [(2, 2), (2, 2)], ..BASE });
     check_conv(Case { h: 9, w: 7, kh: 5, kw: 5, pad: [(4, 4), (4, 4)], dilation: [2, 2], ..BASE });
     check_conv(Case { h: 3, w: 3, pad: [(0, 3), (2, 0)], ..BASE });
+}
+
+/// 3x3, stride-1 convolutions padded by 1 whose rows are a multiple of 16 wide take the direct
+/// AVX-512 kernels (`longtail_direct_conv`, when the CPU has AVX-512F): every remainder of their
+/// 4-channel x 4-row blocks and 2-channel weight-gradient blocks, batches split unevenly across
+/// workers, one-row and one-channel images, and near misses that must stay on im2col.
+#[test]
+fn conv_direct_3x3_rows_of_16() {
+    check_conv(Case { n: 3, c: 5, h: 7, w: 16, o: 6, ..BASE });
+    check_conv(Case { n: 2, c: 2, h: 4, w: 32, o: 9, bias: false, ..BASE });
+    check_conv(Case { n: 5, c: 1, h: 1, w: 48, o: 1, ..BASE });
+    check_conv(Case { n: 1, c: 7, h: 6, w: 16, o: 3, ..BASE });
+    check_conv(Case { n: 2, c: 3, h: 5, w: 16, o: 4, pad: [(1, 1), (1, 0)], ..BASE });
+    check_conv(Case { n: 2, c: 3, h: 5, w: 16, o: 4, dilation: [1, 2], pad: [(1, 1), (2, 2)], ..BASE });
 }
 
 /// ReLU and its gradient on the CPU backend run in parallel, in place, above 64K elements:

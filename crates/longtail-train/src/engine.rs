@@ -56,11 +56,13 @@ fn settings(config: &ExperimentConfig) -> MetricSettings {
     MetricSettings { ece_bins: config.eval.ece_bins, many_above: config.eval.many_above, few_below: config.eval.few_below }
 }
 
-/// Evaluates `network` on the test split with every protocol metric.
+/// Evaluates `network` on the test split with every protocol metric (on a worker of the global
+/// rayon pool, [`crate::compute_pool`]).
 pub fn evaluate_network(network: &Network, config: &ExperimentConfig, data: &PreparedData, device: &Device) -> Result<Metrics> {
     let loader = data.eval_loader(config, data.test.clone())?;
     let scale = config.stages.last().map_or(1.0, |stage| stage.loss.eval_logit_scale());
-    let preds = predict(network, &loader, &data.test, &device.clone().without_autodiff(), scale)?;
+    let plain = device.clone().without_autodiff();
+    let preds = crate::compute_pool::run(|| predict(network, &loader, &data.test, &plain, scale))?;
     Ok(metrics::compute(&preds, &data.counts, &data.train.class_names, data.test.hierarchy.as_ref(), settings(config)))
 }
 
@@ -239,8 +241,13 @@ pub fn train(config: &ExperimentConfig, opts: &RunOptions) -> Result<RunOutcome>
     train_with_base(config, opts, Path::new("."))
 }
 
-/// [`train`] with relative source configs resolved against `base`.
+/// [`train`] with relative source configs resolved against `base`. Runs on a worker of the
+/// global rayon pool ([`crate::compute_pool`]).
 pub fn train_with_base(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> Result<RunOutcome> {
+    crate::compute_pool::run(|| train_in_pool(config, opts, base))
+}
+
+fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> Result<RunOutcome> {
     config.validate()?;
     let dir = RunDir::new(&opts.run_dir);
     let data = PreparedData::load(config)?;

@@ -1,5 +1,6 @@
 //! The training engine, evaluation protocol and methods of `longtail`.
 
+pub mod compute_pool;
 pub mod config;
 pub mod data;
 pub mod device;

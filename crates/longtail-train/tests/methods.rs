@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use longtail_data::SourceSpec;
-use longtail_losses::LossSpec;
+use longtail_losses::{LossSpec, mg_lambda};
 use longtail_models::{Arch, HeadConfig};
 use longtail_train::config::RunSource;
 use longtail_train::methods::{METHODS, default_config};
@@ -44,7 +44,12 @@ fn tiny(method: &str, data: &Path) -> ExperimentConfig {
             s.epochs = EPOCHS;
         }
         s.batch_size = 16;
-        s.lr = LrConfig { base: if s.lr.base > 0.05 { 0.05 } else { s.lr.base.max(0.01) }, warmup_epochs: 0, warmup_per_step: true, decay: Decay::Constant };
+        // CSMS-ResNet diverges at 0.05 with batches of 16 (loss 1.45 -> 10.8 in four steps on
+        // 16 images; `longtail-models/examples/direct_check.rs`), and a diverging run's outcome hangs on float
+        // rounding (the two CPU convolution paths sent MGKT-DRW to 63% and to 25%); at 0.01 it
+        // trains steadily on both.
+        let cap = if c.model.arch == Arch::CsmsResnet { 0.01 } else { 0.05 };
+        s.lr = LrConfig { base: if s.lr.base > cap { cap } else { s.lr.base.max(0.01) }, warmup_epochs: 0, warmup_per_step: true, decay: Decay::Constant };
         if let Some(d) = &mut s.drw {
             d.from_epoch = EPOCHS - 1;
         }
@@ -106,13 +111,22 @@ fn every_method_trains_end_to_end_and_beats_chance() {
         }
         // A loss that keeps one definition over the stage must end below where it started. Where
         // the definition changes with the epoch (DRW, KPS's gradient adjustment, FBL's curriculum,
-        // HRDC's and MGKT's schedules) the epochs compare different losses, so the check is only
-        // that some later epoch goes below the first; those per-epoch definitions are checked by
-        // value in longtail-losses' tests.
+        // HRDC's schedule) the epochs compare different losses, so the check is only that some
+        // later epoch goes below the first; those per-epoch definitions are checked by value in
+        // longtail-losses' tests. MGKT's first epochs train the coarse head alone (a 2-class loss,
+        // not comparable with the later ones): its check runs over the epochs with lambda = 0
+        // and no re-weighting, which share one definition.
         let stage = config.stages.iter().rev().find(|s| s.epochs > 0);
         let fixed = stage.is_some_and(|s| {
             s.drw.is_none() && !matches!(s.loss, LossSpec::Kps { .. } | LossSpec::Fbl { .. } | LossSpec::Hrdc { .. } | LossSpec::MultiGranularity { .. })
         });
+        let (losses, fixed) = match stage.map(|s| &s.loss) {
+            Some(LossSpec::MultiGranularity { coarse_epochs, fine_epochs, drw_epoch, .. }) => {
+                let same = |e: usize| mg_lambda(e, EPOCHS, *coarse_epochs, *fine_epochs) == 0.0 && drw_epoch.is_none_or(|d| e < d);
+                (losses.iter().enumerate().filter(|(e, _)| same(*e)).map(|(_, l)| *l).collect(), true)
+            }
+            _ => (losses, fixed),
+        };
         if losses.len() >= 2 {
             let fell = if fixed { losses[losses.len() - 1] < losses[0] } else { losses[1..].iter().any(|l| *l < losses[0]) };
             if !fell {

@@ -109,6 +109,8 @@ pub mod gather_scatter;
 pub mod grid_sample;
 mod int;
 pub mod interpolate;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod longtail_direct_conv;
 pub mod longtail_kernels;
 pub mod mask;
 pub mod matmul;

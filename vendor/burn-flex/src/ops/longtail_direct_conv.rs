@@ -1,0 +1,242 @@
+//! Direct 3x3 convolution kernels (stride 1, padding 1 on every side, dilation 1, one group,
+//! `f32`, NCHW) with AVX-512, for rows a multiple of 16 values wide: the 16- and 32-channel
+//! stages of a CIFAR ResNet (32x32 and 16x16 planes). Part of longtail's patch (PATCHES.md).
+//!
+//! `im2col` + GEMM spends as long writing and reading the 9x larger column matrix as the GEMM
+//! itself when there are only 16-32 channels, and the GEMM's `K = 9 C` is short. Here each
+//! kernel reads a zero-padded copy of one sample's planes (`[C][H + 2][W + 2]`) straight into
+//! registers, 16 output columns per vector:
+//!
+//! - forward: an `OB x R` block of accumulators (4 output channels x 4 output rows of 16
+//!   columns), fed by `R + 2` input rows per input channel and kernel column, with the weights
+//!   broadcast; 48 FMAs per 18 loads;
+//! - input gradient: the same kernel on the padded output gradient with the kernel flipped
+//!   and its two channel axes swapped (the gradient of a stride-1 "same" convolution is a
+//!   "same" convolution);
+//! - weight gradient: for 2 output channels and one input channel, 18 accumulators (one per
+//!   kernel tap and channel) summed over the plane, then added into a per-worker vector sum
+//!   that is reduced across lanes once at the end.
+//!
+//! Every entry point checks for AVX-512F at run time ([`available`]); callers keep their
+//! `im2col` path for everything else.
+
+use core::arch::x86_64::*;
+
+/// Output channels and output rows of the forward kernel's accumulator block.
+const OB: usize = 4;
+const ROWS: usize = 4;
+/// Output channels per weight-gradient block (2 x 9 taps = 18 accumulators).
+const WB: usize = 2;
+/// Lanes of an AVX-512 `f32` vector: the row width must be a multiple of it.
+pub(crate) const LANES: usize = 16;
+
+/// Whether the CPU has AVX-512F (checked once; `LONGTAIL_DIRECT_CONV=0` turns the kernels off,
+/// for comparisons with the `im2col` path).
+pub(crate) fn available() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("LONGTAIL_DIRECT_CONV").map_or(true, |v| v != "0") && std::arch::is_x86_feature_detected!("avx512f"))
+}
+
+/// `[C][H + 2][W + 2]` copy of one sample's `[C][H][W]` planes with a zero border.
+pub(crate) fn pad_planes(x: &[f32], c: usize, h: usize, w: usize, xp: &mut [f32]) {
+    let (hp, wp) = (h + 2, w + 2);
+    for ci in 0..c {
+        let dst = &mut xp[ci * hp * wp..(ci + 1) * hp * wp];
+        dst[..wp].fill(0.0);
+        dst[(hp - 1) * wp..].fill(0.0);
+        for y in 0..h {
+            let row = &mut dst[(y + 1) * wp..(y + 2) * wp];
+            row[0] = 0.0;
+            row[wp - 1] = 0.0;
+            row[1..=w].copy_from_slice(&x[(ci * h + y) * w..][..w]);
+        }
+    }
+}
+
+/// The forward kernel's weights for the input gradient: `[C][O][3][3]` with
+/// `wt[c][o][ky][kx] = w[o][c][2 - ky][2 - kx]`.
+pub(crate) fn flipped_transposed(w: &[f32], o: usize, c: usize) -> alloc::vec::Vec<f32> {
+    let mut wt = alloc::vec![0f32; o * c * 9];
+    for oi in 0..o {
+        for ci in 0..c {
+            for t in 0..9 {
+                wt[(ci * o + oi) * 9 + 8 - t] = w[(oi * c + ci) * 9 + t];
+            }
+        }
+    }
+    wt
+}
+
+/// `out [O][H][W] = w [O][C][3][3] * xp` for one sample (`xp` from [`pad_planes`]).
+///
+/// # Safety
+/// AVX-512F must be available ([`available`]); `w % 16 == 0`; `xp` holds `c (h+2) (w+2)`
+/// values, `wt` `o c 9`, `out` `o h w`.
+pub(crate) unsafe fn forward(xp: &[f32], c: usize, h: usize, w: usize, wt: &[f32], o: usize, out: &mut [f32]) {
+    debug_assert!(w % LANES == 0 && xp.len() >= c * (h + 2) * (w + 2) && wt.len() >= o * c * 9 && out.len() >= o * h * w);
+    let mut o0 = 0;
+    while o0 < o {
+        let ob = (o - o0).min(OB);
+        let mut y0 = 0;
+        while y0 < h {
+            let r = (h - y0).min(ROWS);
+            for x0 in (0..w).step_by(LANES) {
+                let at = Block { xp: xp.as_ptr(), c, h, w, wt: wt.as_ptr(), o0, y0, x0, out: out.as_mut_ptr() };
+                // SAFETY: the caller's contract; the block lies inside the planes (o0 + ob <= o,
+                // y0 + r <= h, x0 + 16 <= w).
+                unsafe {
+                    match (ob, r) {
+                        (4, 4) => forward_block::<4, 4>(at),
+                        (4, 3) => forward_block::<4, 3>(at),
+                        (4, 2) => forward_block::<4, 2>(at),
+                        (4, 1) => forward_block::<4, 1>(at),
+                        (3, 4) => forward_block::<3, 4>(at),
+                        (3, 3) => forward_block::<3, 3>(at),
+                        (3, 2) => forward_block::<3, 2>(at),
+                        (3, 1) => forward_block::<3, 1>(at),
+                        (2, 4) => forward_block::<2, 4>(at),
+                        (2, 3) => forward_block::<2, 3>(at),
+                        (2, 2) => forward_block::<2, 2>(at),
+                        (2, 1) => forward_block::<2, 1>(at),
+                        (1, 4) => forward_block::<1, 4>(at),
+                        (1, 3) => forward_block::<1, 3>(at),
+                        (1, 2) => forward_block::<1, 2>(at),
+                        _ => forward_block::<1, 1>(at),
+                    }
+                }
+            }
+            y0 += r;
+        }
+        o0 += ob;
+    }
+}
+
+/// Where a forward block reads and writes (raw pointers: the kernel is `unsafe` anyway).
+#[derive(Clone, Copy)]
+struct Block {
+    xp: *const f32,
+    c: usize,
+    h: usize,
+    w: usize,
+    wt: *const f32,
+    o0: usize,
+    y0: usize,
+    x0: usize,
+    out: *mut f32,
+}
+
+/// Output channels `o0..o0 + B`, rows `y0..y0 + R`, columns `x0..x0 + 16`.
+#[target_feature(enable = "avx512f")]
+unsafe fn forward_block<const B: usize, const R: usize>(at: Block) {
+    let Block { xp, c, h, w, wt, o0, y0, x0, out } = at;
+    let (hp, wp) = (h + 2, w + 2);
+    let mut acc = [[_mm512_setzero_ps(); R]; B];
+    // SAFETY (whole body): reads stay inside the padded planes (rows y0..y0 + R + 2 <= h + 2,
+    // columns x0..x0 + 18 <= w + 2) and the weights; writes inside the output block.
+    unsafe {
+        for ci in 0..c {
+            let plane = xp.add(ci * hp * wp + y0 * wp + x0);
+            for kx in 0..3 {
+                let mut rows = [_mm512_setzero_ps(); 6];
+                for (i, row) in rows.iter_mut().enumerate().take(R + 2) {
+                    *row = _mm512_loadu_ps(plane.add(i * wp + kx));
+                }
+                for (b, acc_b) in acc.iter_mut().enumerate() {
+                    let wk = wt.add(((o0 + b) * c + ci) * 9 + kx);
+                    for ky in 0..3 {
+                        let wv = _mm512_set1_ps(*wk.add(ky * 3));
+                        for (r, a) in acc_b.iter_mut().enumerate() {
+                            *a = _mm512_fmadd_ps(wv, rows[r + ky], *a);
+                        }
+                    }
+                }
+            }
+        }
+        for (b, acc_b) in acc.iter().enumerate() {
+            for (r, a) in acc_b.iter().enumerate() {
+                _mm512_storeu_ps(out.add(((o0 + b) * h + y0 + r) * w + x0), *a);
+            }
+        }
+    }
+}
+
+/// Adds one sample's weight gradient into `sums [O][C][9][16]` (per-lane partial sums; reduce
+/// with [`reduce_lanes`]): `sums[o][c][ky 3 + kx] += sum_{y, x} dy[o][y][x] xp[c][y + ky][x + kx]`.
+///
+/// # Safety
+/// AVX-512F must be available; `w % 16 == 0`; `xp` holds `c (h+2) (w+2)` values, `dy`
+/// `o h w`, `sums` `o c 9 16`.
+pub(crate) unsafe fn weight_grad(xp: &[f32], c: usize, h: usize, w: usize, dy: &[f32], o: usize, sums: &mut [f32]) {
+    debug_assert!(w % LANES == 0 && xp.len() >= c * (h + 2) * (w + 2) && dy.len() >= o * h * w && sums.len() >= o * c * 9 * LANES);
+    for ci in 0..c {
+        let mut o0 = 0;
+        while o0 < o {
+            let ob = (o - o0).min(WB);
+            let at = GradBlock { xp: xp.as_ptr(), c, h, w, dy: dy.as_ptr(), ci, o0, sums: sums.as_mut_ptr() };
+            // SAFETY: the caller's contract; o0 + ob <= o.
+            unsafe {
+                if ob == 2 {
+                    weight_grad_block::<2>(at)
+                } else {
+                    weight_grad_block::<1>(at)
+                }
+            }
+            o0 += ob;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct GradBlock {
+    xp: *const f32,
+    c: usize,
+    h: usize,
+    w: usize,
+    dy: *const f32,
+    ci: usize,
+    o0: usize,
+    sums: *mut f32,
+}
+
+/// Output channels `o0..o0 + B` against input channel `ci`: 9 B accumulators over the plane.
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_grad_block<const B: usize>(at: GradBlock) {
+    let GradBlock { xp, c, h, w, dy, ci, o0, sums } = at;
+    let wp = w + 2;
+    let mut acc = [[_mm512_setzero_ps(); 9]; B];
+    // SAFETY (whole body): reads rows y..y + 3 <= h + 2 and columns x0..x0 + 18 <= w + 2 of
+    // plane ci, rows of dy inside its o h w values; writes inside sums.
+    unsafe {
+        let plane = xp.add(ci * (h + 2) * wp);
+        for y in 0..h {
+            for x0 in (0..w).step_by(LANES) {
+                let mut d = [_mm512_setzero_ps(); B];
+                for (b, v) in d.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(dy.add(((o0 + b) * h + y) * w + x0));
+                }
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let v = _mm512_loadu_ps(plane.add((y + ky) * wp + x0 + kx));
+                        for b in 0..B {
+                            acc[b][ky * 3 + kx] = _mm512_fmadd_ps(d[b], v, acc[b][ky * 3 + kx]);
+                        }
+                    }
+                }
+            }
+        }
+        for (b, acc_b) in acc.iter().enumerate() {
+            let dst = sums.add(((o0 + b) * c + ci) * 9 * LANES);
+            for (t, a) in acc_b.iter().enumerate() {
+                let p = dst.add(t * LANES);
+                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *a));
+            }
+        }
+    }
+}
+
+/// Sums each group of 16 lanes of `sums` into `out` (`out[i] += sum(sums[16 i..16 i + 16])`).
+pub(crate) fn reduce_lanes(sums: &[f32], out: &mut [f32]) {
+    for (o, lanes) in out.iter_mut().zip(sums.chunks_exact(LANES)) {
+        *o += lanes.iter().sum::<f32>();
+    }
+}
