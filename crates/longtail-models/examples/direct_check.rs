@@ -4,7 +4,7 @@
 //! convolution path) and without (the direct 3x3 kernels) and compare. At 0.05 CSMS-ResNet
 //! diverges (loss 1.45 -> 10.8 in four steps) and the two paths part after two steps; at 0.01
 //! both train steadily and agree to about 3 digits (ResNet-8 to 5 at either rate).
-use burn::optim::{GradientsParams, Optimizer, SgdConfig, momentum::MomentumConfig};
+use burn::optim::{GradientsParams, SgdConfig, momentum::MomentumConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData, loss::cross_entropy_with_logits};
 use longtail_models::{Arch, HeadConfig, ModelConfig};
 

@@ -9,6 +9,8 @@
 //!   `col2im` passes around one `gemm` call each, parallel across samples (a thread-local
 //!   column buffer, single-threaded gemm per sample; one parallel gemm when the batch is smaller
 //!   than the thread pool), for any stride, padding (symmetric or not), dilation and groups;
+//!   3x3 stride-1 convolutions padded by 1 on rows a multiple of 16 wide go to the direct
+//!   AVX-512 kernels of `longtail_direct_conv` instead when the CPU has them;
 //! - batch norm (inference, training, training backward) are per-channel passes: statistics in
 //!   f64 in parallel over channels, then one fused elementwise pass in parallel over samples;
 //! - ReLU and its gradient run in parallel over 32K-element chunks, in place when an operand is
