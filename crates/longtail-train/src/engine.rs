@@ -24,6 +24,7 @@ use rand_distr::{Beta, Distribution};
 
 use crate::config::{ExperimentConfig, RunSource, StageConfig};
 use crate::data::{DeviceBatch, PreparedData, upload};
+use crate::data_parallel::{self, Slice, split_batch};
 use crate::error::{Result, TrainError};
 use crate::evaluate::predict;
 use crate::metrics::{self, MetricSettings, Metrics};
@@ -42,6 +43,10 @@ pub struct RunOptions {
     /// Stop after this many epochs in this invocation (the run stays resumable).
     pub max_epochs: Option<usize>,
     pub quiet: bool,
+    /// More devices for data-parallel training next to `device` (CLI `--devices`): each step's
+    /// batch is split across all of them and the gradients are summed on `device`
+    /// ([`crate::data_parallel`]). Empty: `device` alone.
+    pub data_parallel: Vec<Device>,
 }
 
 /// What a finished (or paused) run gives back.
@@ -273,11 +278,17 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
     }
     let plain = opts.device.clone().without_autodiff();
     let device = plain.clone().autodiff();
+    let replicas: Vec<Device> = opts.data_parallel.iter().map(|d| d.clone().without_autodiff().autodiff()).collect();
     let msg = format!(
         "{}: {} on {} ({} training images, {} classes, {} test images) -> {}",
         config.name,
         config.method,
-        crate::device::describe(&plain),
+        if replicas.is_empty() {
+            crate::device::describe(&plain)
+        } else {
+            let all: Vec<String> = std::iter::once(&plain).chain(&opts.data_parallel).map(crate::device::describe).collect();
+            format!("{} devices, data parallel ({})", all.len(), all.join(", "))
+        },
         data.train.len(),
         data.counts.len(),
         data.test.len(),
@@ -355,17 +366,30 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
                 let batch: HostBatch = batch?;
                 let n = batch.len();
                 let pair = match fusing_batches.as_mut() {
-                    Some(it) => Some(upload(it.next().ok_or_else(|| TrainError::Run("the fusing branch ran out of batches".into()))??, &device)),
+                    Some(it) => Some(it.next().ok_or_else(|| TrainError::Run("the fusing branch ran out of batches".into()))??),
                     None => None,
                 };
                 lr = stage.lr.rate(epoch, stage.epochs, step, steps);
                 let mut rng = step_rng(seed, s, epoch, step);
                 ctx.state.seed = rng.next_u64();
-                let (value, logits, targets) = step_loss(&network, upload(batch, &device), pair, &ctx, &mut rng)?;
+                let (value, logits, targets, grads) = if replicas.is_empty() {
+                    let (value, logits, targets) = step_loss(&network, upload(batch, &device), pair.map(|p| upload(p, &device)), &ctx, &mut rng)?;
+                    let grads = GradientsParams::from_grads(value.clone().backward(), &network);
+                    (value.detach(), logits.detach(), targets, grads)
+                } else {
+                    let parts = replicas.len() + 1;
+                    let mut fusing_parts = pair.map(|p| split_batch(p, parts).into_iter());
+                    let slices = split_batch(batch, parts)
+                        .into_iter()
+                        .zip(std::iter::once(&device).chain(&replicas))
+                        .map(|(b, d)| Slice { device: d.clone(), batch: b, fusing: fusing_parts.as_mut().and_then(|f| f.next()) })
+                        .collect();
+                    let r = data_parallel::step(&network, &device, slices, &mut rng, |net, b, f, rng| step_loss(net, b, f, &ctx, rng))?;
+                    (r.loss, r.logits, r.targets, r.grads)
+                };
                 let m = targets.dims()[0];
-                loss_sum = loss_sum + value.clone().detach().inner().mul_scalar(m as f64);
-                correct = correct + logits.detach().inner().argmax(1).reshape([m]).equal(targets.inner()).int().sum();
-                let grads = GradientsParams::from_grads(value.backward(), &network);
+                loss_sum = loss_sum + value.inner().mul_scalar(m as f64);
+                correct = correct + logits.inner().argmax(1).reshape([m]).equal(targets.inner()).int().sum();
                 network = optim.step(lr, network, grads);
                 seen += m;
                 progress.advance(n);

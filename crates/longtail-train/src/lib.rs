@@ -3,6 +3,7 @@
 pub mod compute_pool;
 pub mod config;
 pub mod data;
+pub mod data_parallel;
 pub mod device;
 pub mod engine;
 pub mod error;

@@ -70,7 +70,7 @@ fn tiny(method: &str, data: &Path) -> ExperimentConfig {
 }
 
 fn run(config: &ExperimentConfig, dir: &Path) -> longtail_train::FinalReport {
-    let opts = RunOptions { run_dir: dir.to_path_buf(), device: Device::flex(), resume: false, max_epochs: None, quiet: true };
+    let opts = RunOptions { run_dir: dir.to_path_buf(), device: Device::flex(), resume: false, max_epochs: None, quiet: true, data_parallel: Vec::new() };
     let out = train(config, &opts).unwrap_or_else(|e| panic!("{}: {e}", config.method));
     out.final_report.unwrap()
 }

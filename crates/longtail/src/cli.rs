@@ -172,6 +172,11 @@ pub struct TrainArgs {
     /// Skip writing report.md / report.html.
     #[arg(long)]
     pub no_report: bool,
+    /// Data-parallel training over these devices, comma-separated (`cuda:0,cuda:1`; `flex,flex`
+    /// runs two replicas on the CPU). Replaces --device: the first device holds the model and
+    /// takes the optimizer step; every step's batch is split across all of them.
+    #[arg(long, value_delimiter = ',', value_name = "DEVICES")]
+    pub devices: Vec<String>,
 }
 
 /// Fills in Fashion-MNIST's location when it has to be fetched.
@@ -211,7 +216,16 @@ pub fn resolve_config(args: &TrainArgs) -> Result<ExperimentConfig> {
 
 /// Runs `train` (or resume) and writes the report; returns the run folder.
 pub fn run_train(args: &TrainArgs, device: Option<&str>, quiet: bool) -> Result<PathBuf> {
-    let device = select_device(device)?;
+    let (device, data_parallel) = match args.devices.split_first() {
+        Some((first, rest)) => {
+            if device.is_some() {
+                bail!("give either --device or --devices, not both");
+            }
+            let others = rest.iter().map(|d| select_device(Some(d))).collect::<Result<Vec<_>, _>>()?;
+            (select_device(Some(first))?, others)
+        }
+        None => (select_device(device)?, Vec::new()),
+    };
     let (config, run_dir, resume) = match &args.resume {
         Some(run) => {
             if args.config.is_some() || !args.overrides.is_empty() {
@@ -227,7 +241,7 @@ pub fn run_train(args: &TrainArgs, device: Option<&str>, quiet: bool) -> Result<
             (config, out, false)
         }
     };
-    let opts = RunOptions { run_dir: run_dir.clone(), device, resume, max_epochs: args.max_epochs, quiet };
+    let opts = RunOptions { run_dir: run_dir.clone(), device, resume, max_epochs: args.max_epochs, quiet, data_parallel };
     let outcome = train(&config, &opts)?;
     if outcome.finished {
         if !args.no_report {

@@ -59,7 +59,7 @@ pub fn run(args: &QuickstartArgs, device: Option<&str>, quiet: bool) -> Result<(
     let mut dirs = Vec::new();
     for (config, dir) in [(ce, ce_dir), (bs, args.out.join("balanced-softmax")), (la, args.out.join("ce+logit-adjustment"))] {
         let resume = RunDir::new(&dir).state_path().exists();
-        let outcome = train(&config, &RunOptions { run_dir: dir.clone(), device: device.clone(), resume, max_epochs: None, quiet })?;
+        let outcome = train(&config, &RunOptions { run_dir: dir.clone(), device: device.clone(), resume, max_epochs: None, quiet, data_parallel: Vec::new() })?;
         if outcome.finished {
             crate::report::write_report(&dir)?;
         }

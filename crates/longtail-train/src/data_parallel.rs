@@ -1,0 +1,194 @@
+//! Data-parallel training steps across several devices (`--devices`).
+//!
+//! Each step's batch is cut into contiguous slices, one per device, as even as possible. Every
+//! device runs the forward and backward pass of its slice on its own replica of the network (the
+//! network itself on the first device, a fork of it on each other device) in its own thread;
+//! each slice's mean loss is weighted by `slice / batch`, so the gradients summed on the first
+//! device equal the whole batch's mean-loss gradient, and the first device takes the optimizer
+//! step, exactly as with one device. As in PyTorch's DDP without SyncBatchNorm, batch norm
+//! normalises each slice with that slice's statistics; the running statistics are Burn's
+//! `RunningState`, shared by the replicas and set after each step to the mean of their updates.
+//!
+//! Across nodes the same step needs an all-reduce of the summed gradients between processes
+//! (Burn's `burn-collective` crate, with one process per node); this module only spans the
+//! devices of one process. See docs/backends.md.
+
+use burn::module::Module;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::{Device, Int, Tensor};
+use longtail_data::HostBatch;
+use longtail_models::Network;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::{DeviceBatch, upload};
+use crate::error::{Result, TrainError};
+
+/// What one step leaves behind: the batch's loss and logits (detached, on the first device),
+/// its targets, and the summed gradients.
+pub struct StepResult {
+    pub loss: Tensor<1>,
+    pub logits: Tensor<2>,
+    pub targets: Tensor<1, Int>,
+    pub grads: GradientsParams,
+}
+
+/// Splits `batch` into `parts` contiguous slices whose sizes differ by at most one (fewer
+/// slices when the batch is smaller than `parts`; none of them empty).
+pub fn split_batch(batch: HostBatch, parts: usize) -> Vec<HostBatch> {
+    let n = batch.len();
+    let parts = parts.clamp(1, n.max(1));
+    let per_image: usize = batch.shape[1..].iter().product();
+    let bounds: Vec<usize> = (0..=parts).map(|i| i * n / parts).collect();
+    bounds
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (w[0], w[1]);
+            let mut shape = batch.shape;
+            shape[0] = b - a;
+            HostBatch {
+                images: batch.images[a * per_image..b * per_image].to_vec(),
+                shape,
+                labels: batch.labels[a..b].to_vec(),
+                coarse: batch.coarse.as_ref().map(|c| c[a..b].to_vec()),
+                indices: batch.indices[a..b].to_vec(),
+            }
+        })
+        .collect()
+}
+
+/// One slice's work: its device, its batch and (H2T) its fusing batch.
+pub struct Slice {
+    pub device: Device,
+    pub batch: HostBatch,
+    pub fusing: Option<HostBatch>,
+}
+
+/// Runs `loss_of(replica, batch, fusing, rng)` for every slice on its device (in parallel, one
+/// thread per slice), weights each slice's mean loss by its share of the batch, back-propagates,
+/// and sums the gradients on `main` (the device of `network`). `rng` seeds one stream per slice.
+pub fn step<F>(network: &Network, main: &Device, slices: Vec<Slice>, rng: &mut ChaCha8Rng, loss_of: F) -> Result<StepResult>
+where
+    F: Fn(&Network, DeviceBatch, Option<DeviceBatch>, &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> + Sync,
+{
+    let total: usize = slices.iter().map(|s| s.batch.len()).sum();
+    let seeds: Vec<u64> = slices.iter().map(|_| rng.next_u64()).collect();
+    let work = |i: usize, slice: Slice| -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>, GradientsParams)> {
+        let replica = if slice.device == *main { network.clone() } else { network.clone().fork(&slice.device) };
+        let share = slice.batch.len() as f64 / total as f64;
+        let batch = upload(slice.batch, &slice.device);
+        let fusing = slice.fusing.map(|f| upload(f, &slice.device));
+        let mut slice_rng = ChaCha8Rng::seed_from_u64(seeds[i]);
+        let (loss, logits, targets) = loss_of(&replica, batch, fusing, &mut slice_rng)?;
+        let weighted = loss.mul_scalar(share);
+        let grads = GradientsParams::from_grads(weighted.clone().backward(), &replica).to_device(main, &replica);
+        Ok((weighted.detach().to_device(main), logits.detach().to_device(main), targets.to_device(main), grads))
+    };
+    let mut slices = slices.into_iter();
+    let first = slices.next().ok_or_else(|| TrainError::Run("a data-parallel step got an empty batch".into()))?;
+    let rest: Vec<Slice> = slices.collect();
+    // the first slice on this thread, the others on their own threads
+    let (first_out, rest_out) = std::thread::scope(|scope| {
+        // (plain threads, not pool workers: each replica's batch-norm update is keyed by its thread)
+        let handles: Vec<_> = rest.into_iter().enumerate().map(|(i, s)| scope.spawn(move || work(i + 1, s))).collect();
+        let first_out = work(0, first);
+        let rest_out: Vec<_> = handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+        (first_out, rest_out)
+    });
+    let mut accumulator = GradientsAccumulator::<Network>::new();
+    let (mut loss, first_logits, first_targets, grads) = first_out?;
+    accumulator.accumulate(network, grads);
+    let (mut logits, mut targets) = (vec![first_logits], vec![first_targets]);
+    for out in rest_out {
+        let (l, lg, t, g) = out?;
+        loss = loss + l;
+        logits.push(lg);
+        targets.push(t);
+        accumulator.accumulate(network, g);
+    }
+    // fold every replica's batch-norm running-statistics update into the shared value (their mean)
+    let _ = network.valid();
+    Ok(StepResult { loss, logits: Tensor::cat(logits, 0), targets: Tensor::cat(targets, 0), grads: accumulator.grads() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::optim::SgdConfig;
+    use longtail_losses::functional::cross_entropy;
+    use longtail_models::{Arch, HeadConfig, ModelConfig};
+
+    const SIDE: usize = 16;
+
+    fn image(seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..SIDE * SIDE)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// A batch of the images `x` (label order given) and `y` interleaved as `picks`.
+    fn batch(picks: &[(bool, usize)]) -> HostBatch {
+        let (x, y) = (image(1), image(2));
+        HostBatch {
+            images: picks.iter().flat_map(|&(is_x, _)| if is_x { x.clone() } else { y.clone() }).collect(),
+            shape: [picks.len(), 1, SIDE, SIDE],
+            labels: picks.iter().map(|&(_, l)| l).collect(),
+            coarse: None,
+            indices: (0..picks.len()).collect(),
+        }
+    }
+
+    fn ce(net: &Network, b: DeviceBatch, _: Option<DeviceBatch>, _: &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> {
+        let out = net.forward(b.images);
+        Ok((cross_entropy(out.logits.clone(), b.targets.clone()).mean(), out.logits, b.targets))
+    }
+
+    /// Logits of `x` and `y` after one plain SGD step (lr 1) on `slices`, in inference mode.
+    fn after_step(slices: Vec<(Device, HostBatch)>) -> (Vec<f32>, f32) {
+        let device = Device::flex().autodiff();
+        let net = ModelConfig::new(Arch::Resnet8, 1, 2, HeadConfig::Linear).init(0, &device).unwrap();
+        let slices = slices.into_iter().map(|(d, b)| Slice { device: d, batch: b, fusing: None }).collect();
+        let r = step(&net, &device, slices, &mut ChaCha8Rng::seed_from_u64(0), ce).unwrap();
+        let loss: f32 = r.loss.into_scalar();
+        let net = SgdConfig::new().init().step(1.0, net, r.grads).valid();
+        let probe = batch(&[(true, 0), (false, 0)]);
+        let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(probe.images, probe.shape), &Device::flex());
+        (net.forward(x).logits.into_data().try_to_vec::<f32>().unwrap(), loss)
+    }
+
+    /// Two slices whose batch-norm statistics equal the whole batch's (each holds x and y in equal
+    /// numbers) but whose labels differ: the step must weight them 2/6 and 4/6 to reproduce the
+    /// whole batch's gradient, and average their running-statistics updates.
+    #[test]
+    fn slices_weighted_by_size_give_the_whole_batch_step() {
+        let whole = batch(&[(true, 0), (false, 1), (true, 0), (false, 1), (true, 1), (false, 0)]);
+        let first = batch(&[(true, 0), (false, 1)]);
+        let second = batch(&[(true, 0), (false, 1), (true, 1), (false, 0)]);
+        let d = Device::flex().autodiff();
+        let (want, want_loss) = after_step(vec![(d.clone(), whole)]);
+        let (got, got_loss) = after_step(vec![(d.clone(), first), (d.clone(), second)]);
+        assert!((want_loss - got_loss).abs() < 1e-5, "loss {got_loss} vs {want_loss}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-4 * w.abs().max(1.0), "logits {got:?} vs {want:?}");
+        }
+        // equal weights (the mistake this guards against) would give another step
+        let (_, equal_loss) = after_step(vec![(d.clone(), batch(&[(true, 0), (false, 1), (true, 0), (false, 1)])), (d, batch(&[(true, 1), (false, 0), (true, 1), (false, 0)]))]);
+        assert!((equal_loss - want_loss).abs() > 1e-3, "the check cannot tell the weighting apart");
+    }
+
+    #[test]
+    fn split_batch_keeps_every_sample_in_order() {
+        let b = batch(&[(true, 0), (false, 1), (true, 1), (false, 0), (true, 1)]);
+        let parts = split_batch(b.clone(), 3);
+        assert_eq!(parts.iter().map(HostBatch::len).collect::<Vec<_>>(), [1, 2, 2]);
+        assert_eq!(parts.iter().flat_map(|p| p.labels.clone()).collect::<Vec<_>>(), b.labels);
+        assert_eq!(parts.iter().flat_map(|p| p.images.clone()).collect::<Vec<_>>(), b.images);
+        assert_eq!(parts[2].shape, [2, 1, SIDE, SIDE]);
+        // fewer samples than devices: one slice per sample, none empty
+        assert_eq!(split_batch(batch(&[(true, 0), (false, 1)]), 3).len(), 2);
+    }
+}
