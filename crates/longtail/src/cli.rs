@@ -218,9 +218,7 @@ pub fn resolve_config(args: &TrainArgs) -> Result<ExperimentConfig> {
 pub fn run_train(args: &TrainArgs, device: Option<&str>, quiet: bool) -> Result<PathBuf> {
     let (device, data_parallel) = match args.devices.split_first() {
         Some((first, rest)) => {
-            if device.is_some() {
-                bail!("give either --device or --devices, not both");
-            }
+            // --devices wins over --device / BURN_DEVICE
             let others = rest.iter().map(|d| select_device(Some(d))).collect::<Result<Vec<_>, _>>()?;
             (select_device(Some(first))?, others)
         }
