@@ -178,7 +178,7 @@ fn conv_stride_one_same_width_layouts() {
 
 /// 3x3, stride-1 convolutions padded by 1 whose rows are a multiple of 16 wide take the direct
 /// AVX-512 kernels (`longtail_direct_conv`, when the CPU has AVX-512F): every remainder of their
-/// 4-channel x 4-row blocks and 2-channel weight-gradient blocks, batches split unevenly across
+/// 4-channel x 4-row blocks and 3-channel weight-gradient blocks, batches split unevenly across
 /// workers, one-row and one-channel images, and near misses that must stay on im2col.
 #[test]
 fn conv_direct_3x3_rows_of_16() {
@@ -186,6 +186,8 @@ fn conv_direct_3x3_rows_of_16() {
     check_conv(Case { n: 2, c: 2, h: 4, w: 32, o: 9, bias: false, ..BASE });
     check_conv(Case { n: 5, c: 1, h: 1, w: 48, o: 1, ..BASE });
     check_conv(Case { n: 1, c: 7, h: 6, w: 16, o: 3, ..BASE });
+    // the weight gradient sums 4 samples at a time per worker (11 = 6 + 5: chunks of 4 and 2 / 1)
+    check_conv(Case { n: 11, c: 2, h: 3, w: 16, o: 8, ..BASE });
     check_conv(Case { n: 2, c: 3, h: 5, w: 16, o: 4, pad: [(1, 1), (1, 0)], ..BASE });
     check_conv(Case { n: 2, c: 3, h: 5, w: 16, o: 4, dilation: [1, 2], pad: [(1, 1), (2, 2)], ..BASE });
 }

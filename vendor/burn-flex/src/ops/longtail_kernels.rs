@@ -624,11 +624,16 @@ pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: Fl
         let per_worker = g.n.div_ceil(workers);
         let mut sums = vec![0f32; workers * lanes];
         let padded = g.c * (g.h + 2) * (g.w + 2);
-        for_each_chunk(&mut sums, lanes, padded, |t, sums_t, xp| {
-            for n in t * per_worker..((t + 1) * per_worker).min(g.n) {
-                direct_conv::pad_planes(&xv[n * g.c * g.h * g.w..(n + 1) * g.c * g.h * g.w], g.c, g.h, g.w, xp);
-                // SAFETY: as in `conv2d`.
-                unsafe { direct_conv::weight_grad(xp, g.c, g.h, g.w, &dy[n * g.o * p..(n + 1) * g.o * p], g.o, sums_t) };
+        let chunk = direct_conv::GRAD_SAMPLES;
+        for_each_chunk(&mut sums, lanes, chunk * padded, |t, sums_t, xp| {
+            let (first, end) = (t * per_worker, ((t + 1) * per_worker).min(g.n));
+            for n0 in (first..end).step_by(chunk) {
+                let k = chunk.min(end - n0);
+                for (i, n) in (n0..n0 + k).enumerate() {
+                    direct_conv::pad_planes(&xv[n * g.c * g.h * g.w..(n + 1) * g.c * g.h * g.w], g.c, g.h, g.w, &mut xp[i * padded..(i + 1) * padded]);
+                }
+                // SAFETY: as in `conv2d`; samples n0..n0 + k are consecutive in `dy`.
+                unsafe { direct_conv::weight_grad(xp, &dy[n0 * g.o * p..(n0 + k) * g.o * p], k, g.c, g.h, g.w, g.o, sums_t) };
             }
         });
         let mut dw = vec![0f32; g.o * k];
