@@ -176,7 +176,8 @@ fn conv_stride_one_same_width_layouts() {
     check_conv(Case { h: 3, w: 3, pad: [(0, 3), (2, 0)], ..BASE });
 }
 
-/// 3x3, stride-1 convolutions padded by 1 whose rows are a multiple of 16 wide take the direct
+/// 3x3, stride-1 convolutions padded by 1 whose rows are a multiple of 16 wide (or 8 wide, in
+/// pairs of rows, with an even height) take the direct
 /// AVX-512 kernels (`longtail_direct_conv`, when the CPU has AVX-512F): every remainder of their
 /// 4-channel x 4-row blocks and 3-channel weight-gradient blocks, batches split unevenly across
 /// workers, one-row and one-channel images, and near misses that must stay on im2col.
@@ -188,6 +189,11 @@ fn conv_direct_3x3_rows_of_16() {
     check_conv(Case { n: 1, c: 7, h: 6, w: 16, o: 3, ..BASE });
     // the weight gradient sums 4 samples at a time per worker (11 = 6 + 5: chunks of 4 and 2 / 1)
     check_conv(Case { n: 11, c: 2, h: 3, w: 16, o: 8, ..BASE });
+    // 8-wide planes, two rows per vector: every block remainder, heights 2 to 10, a long batch
+    check_conv(Case { n: 3, c: 5, h: 8, w: 8, o: 6, ..BASE });
+    check_conv(Case { n: 2, c: 2, h: 10, w: 8, o: 9, bias: false, ..BASE });
+    check_conv(Case { n: 37, c: 1, h: 2, w: 8, o: 2, ..BASE });
+    check_conv(Case { n: 2, c: 3, h: 7, w: 8, o: 4, ..BASE });
     check_conv(Case { n: 2, c: 3, h: 5, w: 16, o: 4, pad: [(1, 1), (1, 0)], ..BASE });
     check_conv(Case { n: 2, c: 3, h: 5, w: 16, o: 4, dilation: [1, 2], pad: [(1, 1), (2, 2)], ..BASE });
 }

@@ -253,3 +253,245 @@ pub(crate) fn reduce_lanes(sums: &[f32], out: &mut [f32]) {
         *o += lanes.iter().sum::<f32>();
     }
 }
+
+// ----------------------------------------------------------------------------
+// 8-wide planes: one vector holds two rows
+// ----------------------------------------------------------------------------
+
+/// Row width of the two-rows-per-vector kernels (the 8x8 stage of a CIFAR ResNet).
+pub(crate) const PAIR_WIDTH: usize = 8;
+
+/// Lanes kept by the loads of kernel column `kx`: the column left of (right of) the row reads
+/// padding, so lanes `x = 0` (`x = 7`) of both rows are zeroed.
+const PAIR_MASKS: [__mmask16; 3] = [0xFEFE, 0xFFFF, 0x7F7F];
+
+/// Length of one sample's buffer for [`pad_rows`]: `C (H + 2) 8` values and one slack value on
+/// each side (the masked loads of the outer kernel columns start one value early or end one
+/// value late; those lanes are masked off, but the address stays inside the buffer).
+pub(crate) fn pairs_len(c: usize, h: usize) -> usize {
+    c * (h + 2) * PAIR_WIDTH + 2
+}
+
+/// `[C][H + 2][8]` copy of one sample's 8-wide planes with a zero row above and below, inside
+/// [`pairs_len`] values (one slack value first).
+pub(crate) fn pad_rows(x: &[f32], c: usize, h: usize, xq: &mut [f32]) {
+    let w = PAIR_WIDTH;
+    xq[0] = 0.0;
+    xq[pairs_len(c, h) - 1] = 0.0;
+    for ci in 0..c {
+        let dst = &mut xq[1 + ci * (h + 2) * w..1 + (ci + 1) * (h + 2) * w];
+        dst[..w].fill(0.0);
+        dst[(h + 1) * w..].fill(0.0);
+        dst[w..(h + 1) * w].copy_from_slice(&x[ci * h * w..(ci + 1) * h * w]);
+    }
+}
+
+/// [`forward`] for 8-wide planes of even height (`xq` from [`pad_rows`]): accumulators of 4
+/// output channels x 4 vectors of two rows each.
+///
+/// # Safety
+/// AVX-512F must be available; `h` even; `xq` holds [`pairs_len`] values, `wt` `o c 9`, `out`
+/// `o h 8`.
+pub(crate) unsafe fn forward_pairs(xq: &[f32], c: usize, h: usize, wt: &[f32], o: usize, out: &mut [f32]) {
+    debug_assert!(h % 2 == 0 && xq.len() >= pairs_len(c, h) && wt.len() >= o * c * 9 && out.len() >= o * h * PAIR_WIDTH);
+    let vectors = h / 2;
+    let mut o0 = 0;
+    while o0 < o {
+        let ob = (o - o0).min(OB);
+        let mut v0 = 0;
+        while v0 < vectors {
+            let r = (vectors - v0).min(ROWS);
+            let at = Block { xp: xq.as_ptr(), c, h, w: PAIR_WIDTH, wt: wt.as_ptr(), o0, y0: v0, x0: 0, out: out.as_mut_ptr() };
+            // SAFETY: the caller's contract; o0 + ob <= o, v0 + r <= h / 2.
+            unsafe {
+                match (ob, r) {
+                    (4, 4) => pairs_block::<4, 4>(at),
+                    (4, 3) => pairs_block::<4, 3>(at),
+                    (4, 2) => pairs_block::<4, 2>(at),
+                    (4, 1) => pairs_block::<4, 1>(at),
+                    (3, 4) => pairs_block::<3, 4>(at),
+                    (3, 3) => pairs_block::<3, 3>(at),
+                    (3, 2) => pairs_block::<3, 2>(at),
+                    (3, 1) => pairs_block::<3, 1>(at),
+                    (2, 4) => pairs_block::<2, 4>(at),
+                    (2, 3) => pairs_block::<2, 3>(at),
+                    (2, 2) => pairs_block::<2, 2>(at),
+                    (2, 1) => pairs_block::<2, 1>(at),
+                    (1, 4) => pairs_block::<1, 4>(at),
+                    (1, 3) => pairs_block::<1, 3>(at),
+                    (1, 2) => pairs_block::<1, 2>(at),
+                    _ => pairs_block::<1, 1>(at),
+                }
+            }
+            v0 += r;
+        }
+        o0 += ob;
+    }
+}
+
+/// Output channels `o0..o0 + B`, two-row vectors `y0..y0 + R` (`y0` counts vectors here).
+#[target_feature(enable = "avx512f")]
+unsafe fn pairs_block<const B: usize, const R: usize>(at: Block) {
+    let Block { xp: xq, c, h, w, wt, o0, y0: v0, out, .. } = at;
+    let mut acc = [[_mm512_setzero_ps(); R]; B];
+    // SAFETY (whole body): every load starts at most one value before a plane row and ends at
+    // most one value after the next row (padded rows 0..h + 2 of plane ci, plus the slack
+    // values), and the lanes outside the plane are masked off; writes inside the output block.
+    unsafe {
+        for ci in 0..c {
+            let plane = xq.add(1 + ci * (h + 2) * w);
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let mut v = [_mm512_setzero_ps(); R];
+                    for (r, vr) in v.iter_mut().enumerate() {
+                        *vr = _mm512_maskz_loadu_ps(PAIR_MASKS[kx], plane.add((2 * (v0 + r) + ky) * w + kx).sub(1));
+                    }
+                    for (b, acc_b) in acc.iter_mut().enumerate() {
+                        let wv = _mm512_set1_ps(*wt.add(((o0 + b) * c + ci) * 9 + ky * 3 + kx));
+                        for (a, vr) in acc_b.iter_mut().zip(&v) {
+                            *a = _mm512_fmadd_ps(wv, *vr, *a);
+                        }
+                    }
+                }
+            }
+        }
+        for (b, acc_b) in acc.iter().enumerate() {
+            for (r, a) in acc_b.iter().enumerate() {
+                _mm512_storeu_ps(out.add((o0 + b) * h * w + (v0 + r) * LANES), *a);
+            }
+        }
+    }
+}
+
+/// [`weight_grad`] for 8-wide planes of even height; `xq` holds `samples` buffers of
+/// [`pairs_len`] values ([`pad_rows`]).
+///
+/// # Safety
+/// AVX-512F must be available; `h` even; `xq` holds `samples` [`pairs_len`] values, `dy`
+/// `samples o h 8`, `sums` `o c 9 16`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn weight_grad_pairs(xq: &[f32], dy: &[f32], samples: usize, c: usize, h: usize, o: usize, sums: &mut [f32]) {
+    debug_assert!(h % 2 == 0 && xq.len() >= samples * pairs_len(c, h) && dy.len() >= samples * o * h * PAIR_WIDTH && sums.len() >= o * c * 9 * LANES);
+    for ci in 0..c {
+        let mut o0 = 0;
+        while o0 < o {
+            let ob = (o - o0).min(WB);
+            let at = GradBlock { xp: xq.as_ptr(), dy: dy.as_ptr(), samples, c, h, w: PAIR_WIDTH, o, ci, o0, sums: sums.as_mut_ptr() };
+            // SAFETY: the caller's contract; o0 + ob <= o.
+            unsafe {
+                match ob {
+                    3 => weight_grad_pairs_block::<3>(at),
+                    2 => weight_grad_pairs_block::<2>(at),
+                    _ => weight_grad_pairs_block::<1>(at),
+                }
+            }
+            o0 += ob;
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_grad_pairs_block<const B: usize>(at: GradBlock) {
+    let GradBlock { xp: xq, dy, samples, c, h, w, o, ci, o0, sums } = at;
+    let mut acc = [[_mm512_setzero_ps(); 9]; B];
+    // SAFETY (whole body): as in `pairs_block` for the loads of x; dy rows inside each sample's
+    // o h 8 values; writes inside sums.
+    unsafe {
+        for s in 0..samples {
+            let plane = xq.add(s * pairs_len(c, h) + 1 + ci * (h + 2) * w);
+            let dys = dy.add(s * o * h * w);
+            for v in 0..h / 2 {
+                let mut d = [_mm512_setzero_ps(); B];
+                for (b, db) in d.iter_mut().enumerate() {
+                    *db = _mm512_loadu_ps(dys.add((o0 + b) * h * w + v * LANES));
+                }
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let x = _mm512_maskz_loadu_ps(PAIR_MASKS[kx], plane.add((2 * v + ky) * w + kx).sub(1));
+                        for b in 0..B {
+                            acc[b][ky * 3 + kx] = _mm512_fmadd_ps(d[b], x, acc[b][ky * 3 + kx]);
+                        }
+                    }
+                }
+            }
+        }
+        for (b, acc_b) in acc.iter().enumerate() {
+            let dst = sums.add(((o0 + b) * c + ci) * 9 * LANES);
+            for (t, a) in acc_b.iter().enumerate() {
+                let p = dst.add(t * LANES);
+                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *a));
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Choosing the kernels
+// ----------------------------------------------------------------------------
+
+/// Which kernels a plane shape takes: rows a multiple of 16 wide (`Wide`, one or more vectors
+/// per row), or 8-wide rows in pairs (`Pairs`, even height).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    Wide,
+    Pairs,
+}
+
+impl Layout {
+    /// The kernels for `h x w` planes, if any.
+    pub(crate) fn of(h: usize, w: usize) -> Option<Self> {
+        if w % LANES == 0 {
+            Some(Self::Wide)
+        } else if w == PAIR_WIDTH && h % 2 == 0 {
+            Some(Self::Pairs)
+        } else {
+            None
+        }
+    }
+
+    /// Values of one sample's padded copy.
+    pub(crate) fn padded_len(self, c: usize, h: usize, w: usize) -> usize {
+        match self {
+            Self::Wide => c * (h + 2) * (w + 2),
+            Self::Pairs => pairs_len(c, h),
+        }
+    }
+
+    pub(crate) fn pad(self, x: &[f32], c: usize, h: usize, w: usize, buf: &mut [f32]) {
+        match self {
+            Self::Wide => pad_planes(x, c, h, w, buf),
+            Self::Pairs => pad_rows(x, c, h, buf),
+        }
+    }
+
+    /// Samples the weight gradient sums per flush: about 1K positions, at least 4.
+    pub(crate) fn grad_samples(self, h: usize, w: usize) -> usize {
+        (1024 / (h * w).max(1)).max(GRAD_SAMPLES)
+    }
+
+    /// # Safety
+    /// As [`forward`] / [`forward_pairs`], with `buf` from [`Layout::pad`].
+    pub(crate) unsafe fn forward(self, buf: &[f32], c: usize, h: usize, w: usize, wt: &[f32], o: usize, out: &mut [f32]) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match self {
+                Self::Wide => forward(buf, c, h, w, wt, o, out),
+                Self::Pairs => forward_pairs(buf, c, h, wt, o, out),
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`weight_grad`] / [`weight_grad_pairs`], with `samples` buffers of
+    /// [`Layout::padded_len`] values from [`Layout::pad`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn weight_grad(self, buf: &[f32], dy: &[f32], samples: usize, c: usize, h: usize, w: usize, o: usize, sums: &mut [f32]) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match self {
+                Self::Wide => weight_grad(buf, dy, samples, c, h, w, o, sums),
+                Self::Pairs => weight_grad_pairs(buf, dy, samples, c, h, o, sums),
+            }
+        }
+    }
+}

@@ -508,13 +508,13 @@ pub fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, optio
     // every element is written by its group's GEMM (accumulate = false) or the direct kernel
     let mut out = uninit_f32(g.n * per_sample);
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if direct_applies(&g, options) {
-        let padded = g.c * (g.h + 2) * (g.w + 2);
+    if let Some(layout) = direct_layout(&g, options) {
+        let padded = layout.padded_len(g.c, g.h, g.w);
         for_each_chunk(&mut out, per_sample, padded, |n, out_n, xp| {
-            direct_conv::pad_planes(&xv[n * g.c * g.h * g.w..(n + 1) * g.c * g.h * g.w], g.c, g.h, g.w, xp);
-            // SAFETY: `direct_applies` checked AVX-512F and the row width; the buffers are sized
+            layout.pad(&xv[n * g.c * g.h * g.w..(n + 1) * g.c * g.h * g.w], g.c, g.h, g.w, xp);
+            // SAFETY: `direct_layout` checked AVX-512F and the plane shape; the buffers are sized
             // from the same geometry.
-            unsafe { direct_conv::forward(xp, g.c, g.h, g.w, &wv, g.o, out_n) };
+            unsafe { layout.forward(xp, g.c, g.h, g.w, &wv, g.o, out_n) };
             if let Some(b) = &bv {
                 add_bias(out_n, b, p);
             }
@@ -550,18 +550,21 @@ fn add_bias(out_n: &mut [f32], bias: &[f32], p: usize) {
     }
 }
 
-/// Whether the direct 3x3 kernels ([`direct_conv`]) compute this convolution: one group, 3x3,
-/// stride 1, dilation 1, padding 1 on every side, rows a multiple of 16 wide, AVX-512F.
+/// The direct 3x3 kernels ([`direct_conv`]) that compute this convolution, if any: one group,
+/// 3x3, stride 1, dilation 1, padding 1 on every side, rows a multiple of 16 wide or 8-wide rows
+/// in pairs, AVX-512F.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-fn direct_applies(g: &Geometry, options: &ConvOptions<2>) -> bool {
-    g.groups == 1
+fn direct_layout(g: &Geometry, options: &ConvOptions<2>) -> Option<direct_conv::Layout> {
+    let fits = g.groups == 1
         && (g.kh, g.kw) == (3, 3)
         && g.stride == [1, 1]
         && g.dilation == [1, 1]
         && options.padding == [(1, 1), (1, 1)]
-        && g.w % direct_conv::LANES == 0
-        && (g.oh, g.ow) == (g.h, g.w)
-        && direct_conv::available()
+        && (g.oh, g.ow) == (g.h, g.w);
+    if !fits || !direct_conv::available() {
+        return None;
+    }
+    direct_conv::Layout::of(g.h, g.w)
 }
 
 /// Input gradient: per sample and group, `dcol^T [p, k] = dy^T [p, og] * W [og, k]`, then col2im.
@@ -575,15 +578,15 @@ pub fn conv2d_x_backward(x: FlexTensor, weight: FlexTensor, output_grad: FlexTen
     // written whole by the direct kernel
     let mut dx = uninit_f32(g.n * per_sample);
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if direct_applies(&g, options) {
+    if let Some(layout) = direct_layout(&g, options) {
         // the gradient of a stride-1 "same" 3x3 convolution: the same convolution of the
         // padded output gradient with the kernel flipped and its channel axes swapped
         let wt = direct_conv::flipped_transposed(&wv, g.o, g.c);
-        let padded = g.o * (g.h + 2) * (g.w + 2);
+        let padded = layout.padded_len(g.o, g.h, g.w);
         for_each_chunk(&mut dx, per_sample, padded, |n, dx_n, dyp| {
-            direct_conv::pad_planes(&dy[n * g.o * p..(n + 1) * g.o * p], g.o, g.h, g.w, dyp);
+            layout.pad(&dy[n * g.o * p..(n + 1) * g.o * p], g.o, g.h, g.w, dyp);
             // SAFETY: as in `conv2d`.
-            unsafe { direct_conv::forward(dyp, g.o, g.h, g.w, &wt, g.c, dx_n) };
+            unsafe { layout.forward(dyp, g.o, g.h, g.w, &wt, g.c, dx_n) };
         });
         return tensor(dx, vec![g.n, g.c, g.h, g.w], dtype);
     }
@@ -617,23 +620,23 @@ pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: Fl
     let (xv, dy) = (values(&x), values(&output_grad));
     let (k, p, og) = (g.k(), g.positions(), g.og());
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if direct_applies(&g, options) {
+    if let Some(layout) = direct_layout(&g, options) {
         // per worker: a [O][C][9][16] lane sum over its samples, reduced at the end
         let lanes = g.o * k * direct_conv::LANES;
         let workers = threads().min(g.n).max(1);
         let per_worker = g.n.div_ceil(workers);
         let mut sums = vec![0f32; workers * lanes];
-        let padded = g.c * (g.h + 2) * (g.w + 2);
-        let chunk = direct_conv::GRAD_SAMPLES;
+        let padded = layout.padded_len(g.c, g.h, g.w);
+        let chunk = layout.grad_samples(g.h, g.w);
         for_each_chunk(&mut sums, lanes, chunk * padded, |t, sums_t, xp| {
             let (first, end) = (t * per_worker, ((t + 1) * per_worker).min(g.n));
             for n0 in (first..end).step_by(chunk) {
                 let k = chunk.min(end - n0);
                 for (i, n) in (n0..n0 + k).enumerate() {
-                    direct_conv::pad_planes(&xv[n * g.c * g.h * g.w..(n + 1) * g.c * g.h * g.w], g.c, g.h, g.w, &mut xp[i * padded..(i + 1) * padded]);
+                    layout.pad(&xv[n * g.c * g.h * g.w..(n + 1) * g.c * g.h * g.w], g.c, g.h, g.w, &mut xp[i * padded..(i + 1) * padded]);
                 }
                 // SAFETY: as in `conv2d`; samples n0..n0 + k are consecutive in `dy`.
-                unsafe { direct_conv::weight_grad(xp, &dy[n0 * g.o * p..(n0 + k) * g.o * p], k, g.c, g.h, g.w, g.o, sums_t) };
+                unsafe { layout.weight_grad(xp, &dy[n0 * g.o * p..(n0 + k) * g.o * p], k, g.c, g.h, g.w, g.o, sums_t) };
             }
         });
         let mut dw = vec![0f32; g.o * k];
