@@ -1,6 +1,7 @@
 //! Direct 3x3 convolution kernels (stride 1, padding 1 on every side, dilation 1, one group,
-//! `f32`, NCHW) with AVX-512, for rows a multiple of 16 values wide: the 16- and 32-channel
-//! stages of a CIFAR ResNet (32x32 and 16x16 planes). Part of longtail's patch (PATCHES.md).
+//! `f32`, NCHW) with AVX-512, for rows a multiple of 16 values wide (the 16- and 32-channel
+//! stages of a CIFAR ResNet, 32x32 and 16x16 planes) and for 8-wide rows taken two at a time
+//! (its 64-channel stage, 8x8 planes). Part of longtail's patch (PATCHES.md).
 //!
 //! `im2col` + GEMM spends as long writing and reading the 9x larger column matrix as the GEMM
 //! itself when there are only 16-32 channels, and the GEMM's `K = 9 C` is short. Here each
@@ -15,7 +16,10 @@
 //!   "same" convolution);
 //! - weight gradient: for 3 output channels and one input channel, 27 accumulators (one per
 //!   kernel tap and channel) summed over the planes of 4 samples, then added into a per-worker
-//!   vector sum that is reduced across lanes once at the end.
+//!   vector sum that is reduced across lanes once at the end;
+//! - 8-wide planes: the same three kernels with one vector holding two rows; the copy is padded
+//!   above and below only, and the loads of the outer kernel columns mask off the lanes that
+//!   would cross a row edge ([`Layout::Pairs`]).
 //!
 //! Every entry point checks for AVX-512F at run time ([`available`]); callers keep their
 //! `im2col` path for everything else.
