@@ -9,8 +9,9 @@
 //!   `col2im` passes around one `gemm` call each, parallel across samples (a thread-local
 //!   column buffer, single-threaded gemm per sample; one parallel gemm when the batch is smaller
 //!   than the thread pool), for any stride, padding (symmetric or not), dilation and groups;
-//!   3x3 stride-1 convolutions padded by 1 on rows a multiple of 16 wide go to the direct
-//!   AVX-512 kernels of `longtail_direct_conv` instead when the CPU has them;
+//!   3x3 stride-1 convolutions padded by 1 on rows a multiple of 16 wide (or 8 wide, with an
+//!   even height) go to the direct AVX-512 kernels of `longtail_direct_conv` instead when the
+//!   CPU has them;
 //! - batch norm (inference, training, training backward) are per-channel passes: statistics in
 //!   f64 in parallel over channels, then one fused elementwise pass in parallel over samples;
 //! - ReLU and its gradient run in parallel over 32K-element chunks, in place when an operand is
@@ -631,12 +632,12 @@ pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: Fl
         for_each_chunk(&mut sums, lanes, chunk * padded, |t, sums_t, xp| {
             let (first, end) = (t * per_worker, ((t + 1) * per_worker).min(g.n));
             for n0 in (first..end).step_by(chunk) {
-                let k = chunk.min(end - n0);
-                for (i, n) in (n0..n0 + k).enumerate() {
+                let count = chunk.min(end - n0);
+                for (i, n) in (n0..n0 + count).enumerate() {
                     layout.pad(&xv[n * g.c * g.h * g.w..(n + 1) * g.c * g.h * g.w], g.c, g.h, g.w, &mut xp[i * padded..(i + 1) * padded]);
                 }
-                // SAFETY: as in `conv2d`; samples n0..n0 + k are consecutive in `dy`.
-                unsafe { layout.weight_grad(xp, &dy[n0 * g.o * p..(n0 + k) * g.o * p], k, g.c, g.h, g.w, g.o, sums_t) };
+                // SAFETY: as in `conv2d`; samples n0..n0 + count are consecutive in `dy`.
+                unsafe { layout.weight_grad(xp, &dy[n0 * g.o * p..(n0 + count) * g.o * p], count, g.c, g.h, g.w, g.o, sums_t) };
             }
         });
         let mut dw = vec![0f32; g.o * k];
