@@ -5,9 +5,9 @@
 //! while the caller sleeps until they finish: two futex calls and a context switch or two per
 //! op, several hundred ops per training step, and a third thread competing for the cores.
 //! Issued from a worker, an op forks in place: the calling thread does its share and the other
-//! workers steal the rest. On ResNet-32 (batch 128, 2 cores) that is about 6% more training
-//! throughput, with context switches down from 30K to 5.5K and system time from 2.0 s to
-//! 0.7 s over 23 steps (docs/benchmarks.md). GPU backends are unaffected.
+//! workers steal the rest. On ResNet-32 (batch 128, 2 cores) a 23-step benchmark took 0.96x
+//! the wall time, with context switches down from 30K to 5.5K and system time from 2.0 s to
+//! 0.7 s (docs/benchmarks.md). GPU backends are unaffected.
 //!
 //! [`crate::train`] and [`crate::evaluate_network`] already run this way; a program that
 //! drives a model itself gets the same by wrapping its loop in [`run`].
