@@ -2,12 +2,22 @@
 //!
 //! Each step's batch is cut into contiguous slices, one per device, as even as possible. Every
 //! device runs the forward and backward pass of its slice on its own replica of the network (the
-//! network itself on the first device, a fork of it on each other device) in its own thread;
-//! each slice's mean loss is weighted by `slice / batch`, so the gradients summed on the first
-//! device equal the whole batch's mean-loss gradient, and the first device takes the optimizer
-//! step, exactly as with one device. As in PyTorch's DDP without SyncBatchNorm, batch norm
-//! normalises each slice with that slice's statistics; the running statistics are Burn's
-//! `RunningState`, shared by the replicas and set after each step to the mean of their updates.
+//! network itself on the first device and any other slice on that same device, a fork of it on
+//! each other device) in its own thread, with its own copy of the loss's constants; each slice's
+//! mean loss is weighted by `slice / batch`, so for a loss that is a mean over samples the
+//! gradients summed on the first device equal the whole batch's, and the first device takes the
+//! optimizer step as with one device. As in PyTorch's DDP:
+//!
+//! - batch norm normalises each slice with that slice's statistics (no SyncBatchNorm);
+//! - a loss normalised by the batch's total class weight (weighted CE, deferred re-weighting)
+//!   is normalised by each slice's own weights;
+//! - mixup and H2T draw their mixing per slice.
+//!
+//! The running statistics are Burn's `RunningState`, shared by the replicas and set after each
+//! step to the mean of their updates (with three or more devices the order of that sum, hence its
+//! last bits, can vary between runs). When the global rayon pool has a single thread the slices
+//! run one after another on it (a replica thread's CPU ops would wait for the pool's only worker,
+//! which waits for the replica): the running statistics then take the slices' updates in turn.
 //!
 //! Across nodes the same step needs an all-reduce of the summed gradients between processes
 //! (Burn's `burn-collective` crate, with one process per node); this module only spans the
@@ -64,13 +74,15 @@ pub struct Slice {
     pub fusing: Option<HostBatch>,
 }
 
-/// Runs `loss_of(replica, batch, fusing, rng)` for every slice on its device (in parallel, one
-/// thread per slice), weights each slice's mean loss by its share of the batch, back-propagates,
-/// and sums the gradients on `main` (the device of `network`). `rng` seeds one stream per slice.
+/// Runs `loss_of(i, replica, batch, fusing, rng)` for every slice `i` on its device (in
+/// parallel, one thread per slice), weights each slice's mean loss by its share of the batch,
+/// back-propagates, and sums the gradients on `main` (the device of `network`). `rng` seeds one
+/// stream per slice.
 pub fn step<F>(network: &Network, main: &Device, slices: Vec<Slice>, rng: &mut ChaCha8Rng, loss_of: F) -> Result<StepResult>
 where
-    F: Fn(&Network, DeviceBatch, Option<DeviceBatch>, &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> + Sync,
+    F: Fn(usize, &Network, DeviceBatch, Option<DeviceBatch>, &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> + Sync,
 {
+    let forked = slices.iter().any(|s| s.device != *main);
     let total: usize = slices.iter().map(|s| s.batch.len()).sum();
     let seeds: Vec<u64> = slices.iter().map(|_| rng.next_u64()).collect();
     let work = |i: usize, slice: Slice| -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>, GradientsParams)> {
@@ -79,7 +91,7 @@ where
         let batch = upload(slice.batch, &slice.device);
         let fusing = slice.fusing.map(|f| upload(f, &slice.device));
         let mut slice_rng = ChaCha8Rng::seed_from_u64(seeds[i]);
-        let (loss, logits, targets) = loss_of(&replica, batch, fusing, &mut slice_rng)?;
+        let (loss, logits, targets) = loss_of(i, &replica, batch, fusing, &mut slice_rng)?;
         let weighted = loss.mul_scalar(share);
         let grads = GradientsParams::from_grads(weighted.clone().backward(), &replica).to_device(main, &replica);
         Ok((weighted.detach().to_device(main), logits.detach().to_device(main), targets.to_device(main), grads))
@@ -87,14 +99,20 @@ where
     let mut slices = slices.into_iter();
     let first = slices.next().ok_or_else(|| TrainError::Run("a data-parallel step got an empty batch".into()))?;
     let rest: Vec<Slice> = slices.collect();
-    // the first slice on this thread, the others on their own threads
-    let (first_out, rest_out) = std::thread::scope(|scope| {
-        // (plain threads, not pool workers: each replica's batch-norm update is keyed by its thread)
-        let handles: Vec<_> = rest.into_iter().enumerate().map(|(i, s)| scope.spawn(move || work(i + 1, s))).collect();
+    let (first_out, rest_out) = if rayon::current_num_threads() < 2 {
+        // one pool thread: one slice after another (see the module doc)
         let first_out = work(0, first);
-        let rest_out: Vec<_> = handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
-        (first_out, rest_out)
-    });
+        (first_out, rest.into_iter().enumerate().map(|(i, s)| work(i + 1, s)).collect::<Vec<_>>())
+    } else {
+        // the first slice on this thread, the others on their own threads (plain threads, not
+        // pool workers: each replica's batch-norm update is keyed by its thread)
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = rest.into_iter().enumerate().map(|(i, s)| scope.spawn(move || work(i + 1, s))).collect();
+            let first_out = work(0, first);
+            let rest_out: Vec<_> = handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+            (first_out, rest_out)
+        })
+    };
     let mut accumulator = GradientsAccumulator::<Network>::new();
     let (mut loss, first_logits, first_targets, grads) = first_out?;
     accumulator.accumulate(network, grads);
@@ -108,6 +126,10 @@ where
     }
     // fold every replica's batch-norm running-statistics update into the shared value (their mean)
     let _ = network.valid();
+    if forked {
+        // forking moved the shared running statistics to a replica's device: bring them back
+        let _ = network.clone().to_device(main);
+    }
     Ok(StepResult { loss, logits: Tensor::cat(logits, 0), targets: Tensor::cat(targets, 0), grads: accumulator.grads() })
 }
 
@@ -142,7 +164,7 @@ mod tests {
         }
     }
 
-    fn ce(net: &Network, b: DeviceBatch, _: Option<DeviceBatch>, _: &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> {
+    fn ce(_: usize, net: &Network, b: DeviceBatch, _: Option<DeviceBatch>, _: &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> {
         let out = net.forward(b.images);
         Ok((cross_entropy(out.logits.clone(), b.targets.clone()).mean(), out.logits, b.targets))
     }

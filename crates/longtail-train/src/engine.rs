@@ -323,6 +323,9 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
         let deferred = stage.deferred_sampler.as_ref().map(|d| Sampler::new(d.sampler.clone(), &data.train.labels, data.counts.len())).transpose()?;
         let fusing = stage.h2t.as_ref().map(|h| Sampler::new(h.fusing_sampler.clone(), &data.train.labels, data.counts.len())).transpose()?;
         let drw_weights = stage.drw.as_ref().map(|d| constant(&d.weighting.weights(&data.counts), &device));
+        // data parallel: each replica device gets its own copy of the loss's constants
+        let replica_losses = replicas.iter().map(|d| Loss::new(&stage.loss, &data.counts, data.coarse_counts.as_deref(), d)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let replica_drw: Vec<Option<Tensor<1>>> = replicas.iter().map(|d| stage.drw.as_ref().map(|w| constant(&w.weighting.weights(&data.counts), d))).collect();
         let loader = data.train_loader(config, stage.batch_size)?;
         let steps = loader.num_batches(data.train.len());
         let remaining = stage.epochs.saturating_sub(state.next_epoch);
@@ -341,6 +344,9 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
             budget -= 1;
             let t0 = Instant::now();
             device.seed(mix_seed(seed, ((s as u64) << 32) | epoch as u64, 0xd3));
+            for (r, d) in replicas.iter().enumerate() {
+                d.seed(mix_seed(seed, ((s as u64) << 32) | epoch as u64, 0xd4 + r as u64));
+            }
             let active = match (&deferred, &stage.deferred_sampler) {
                 (Some(d), Some(ds)) if epoch >= ds.from_epoch => d,
                 _ => &sampler,
@@ -384,7 +390,14 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
                         .zip(std::iter::once(&device).chain(&replicas))
                         .map(|(b, d)| Slice { device: d.clone(), batch: b, fusing: fusing_parts.as_mut().and_then(|f| f.next()) })
                         .collect();
-                    let r = data_parallel::step(&network, &device, slices, &mut rng, |net, b, f, rng| step_loss(net, b, f, &ctx, rng))?;
+                    let replica_ctx: Vec<StepContext> = replica_losses
+                        .iter()
+                        .zip(&replica_drw)
+                        .map(|(loss, w)| StepContext { stage, loss, state: ctx.state, drw: ctx.drw.as_ref().and(w.clone()) })
+                        .collect();
+                    let r = data_parallel::step(&network, &device, slices, &mut rng, |i, net, b, f, rng| {
+                        step_loss(net, b, f, if i == 0 { &ctx } else { &replica_ctx[i - 1] }, rng)
+                    })?;
                     (r.loss, r.logits, r.targets, r.grads)
                 };
                 let m = targets.dims()[0];
