@@ -16,8 +16,8 @@
 /// rather than rayon's 2 MiB, since a whole training run executes on one of them.
 const WORKER_STACK_BYTES: usize = 8 << 20;
 
-/// Runs `f` on a worker thread of the global rayon pool (on the current thread if it already
-/// is one) and returns its result. Panics in `f` propagate to the caller. If the global pool
+/// Runs `f` on a worker thread of the global rayon pool (on the current thread if that is
+/// already a worker of a rayon pool, the global one or another) and returns its result. Panics in `f` propagate to the caller. If the global pool
 /// does not exist yet, it is created with rayon's default thread count (`RAYON_NUM_THREADS`,
 /// else one per core) and 8 MiB worker stacks; a pool the program built earlier is used as is.
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
