@@ -15,9 +15,9 @@
 //!
 //! The running statistics are Burn's `RunningState`, shared by the replicas and set after each
 //! step to the mean of their updates (with three or more devices the order of that sum, hence its
-//! last bits, can vary between runs). When the global rayon pool has a single thread the slices
-//! run one after another on it (a replica thread's CPU ops would wait for the pool's only worker,
-//! which waits for the replica): the running statistics then take the slices' updates in turn.
+//! last bits, can vary between runs). When the global rayon pool has a single thread, the
+//! replicas after the first get a one-thread pool each (a replica thread's CPU ops would
+//! otherwise wait for the pool's only worker, which waits for the replica).
 //!
 //! Across nodes the same step needs an all-reduce of the summed gradients between processes
 //! (Burn's `burn-collective` crate, with one process per node); this module only spans the
@@ -99,20 +99,31 @@ where
     let mut slices = slices.into_iter();
     let first = slices.next().ok_or_else(|| TrainError::Run("a data-parallel step got an empty batch".into()))?;
     let rest: Vec<Slice> = slices.collect();
-    let (first_out, rest_out) = if rayon::current_num_threads() < 2 {
-        // one pool thread: one slice after another (see the module doc)
+    // a single-thread global pool is busy with the first slice: the other replicas then get a
+    // one-thread pool each (their CPU ops would otherwise wait for that thread, which waits for them)
+    let own_pools = rayon::current_num_threads() < 2;
+    let work = &work;
+    // the first slice on this thread, the others on their own threads (not pool workers shared
+    // with this one: each replica's batch-norm update is keyed by its thread)
+    let (first_out, rest_out) = std::thread::scope(|scope| {
+        let handles: Vec<_> = rest
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                scope.spawn(move || {
+                    if own_pools {
+                        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| TrainError::Run(format!("a replica's thread pool: {e}")))?;
+                        pool.install(|| work(i + 1, s))
+                    } else {
+                        work(i + 1, s)
+                    }
+                })
+            })
+            .collect();
         let first_out = work(0, first);
-        (first_out, rest.into_iter().enumerate().map(|(i, s)| work(i + 1, s)).collect::<Vec<_>>())
-    } else {
-        // the first slice on this thread, the others on their own threads (plain threads, not
-        // pool workers: each replica's batch-norm update is keyed by its thread)
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = rest.into_iter().enumerate().map(|(i, s)| scope.spawn(move || work(i + 1, s))).collect();
-            let first_out = work(0, first);
-            let rest_out: Vec<_> = handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
-            (first_out, rest_out)
-        })
-    };
+        let rest_out: Vec<_> = handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+        (first_out, rest_out)
+    });
     let mut accumulator = GradientsAccumulator::<Network>::new();
     let (mut loss, first_logits, first_targets, grads) = first_out?;
     accumulator.accumulate(network, grads);
@@ -200,6 +211,22 @@ mod tests {
         // equal weights (the mistake this guards against) would give another step
         let (_, equal_loss) = after_step(vec![(d.clone(), batch(&[(true, 0), (false, 1), (true, 0), (false, 1)])), (d, batch(&[(true, 1), (false, 0), (true, 1), (false, 0)]))]);
         assert!((equal_loss - want_loss).abs() > 1e-3, "the check cannot tell the weighting apart");
+    }
+
+    /// With one pool thread the other replicas get pools of their own: same step, no hang.
+    #[test]
+    fn one_pool_thread_gives_the_same_step() {
+        let d = Device::flex().autodiff();
+        let whole = batch(&[(true, 0), (false, 1), (true, 0), (false, 1), (true, 1), (false, 0)]);
+        let (want, _) = after_step(vec![(d.clone(), whole)]);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let (got, _) = pool.install(|| {
+            assert_eq!(rayon::current_num_threads(), 1);
+            after_step(vec![(d.clone(), batch(&[(true, 0), (false, 1)])), (d.clone(), batch(&[(true, 0), (false, 1), (true, 1), (false, 0)]))])
+        });
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-4 * w.abs().max(1.0), "logits {got:?} vs {want:?}");
+        }
     }
 
     #[test]
