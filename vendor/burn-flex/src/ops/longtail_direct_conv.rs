@@ -74,50 +74,6 @@ pub(crate) fn flipped_transposed(w: &[f32], o: usize, c: usize) -> alloc::vec::V
     wt
 }
 
-/// `out [O][H][W] = w [O][C][3][3] * xp` for one sample (`xp` from [`pad_planes`]).
-///
-/// # Safety
-/// AVX-512F must be available ([`available`]); `w % 16 == 0`; `xp` holds `c (h+2) (w+2)`
-/// values, `wt` `o c 9`, `out` `o h w`.
-pub(crate) unsafe fn forward(xp: &[f32], c: usize, h: usize, w: usize, wt: &[f32], o: usize, out: &mut [f32]) {
-    debug_assert!(w % LANES == 0 && xp.len() >= c * (h + 2) * (w + 2) && wt.len() >= o * c * 9 && out.len() >= o * h * w);
-    let mut o0 = 0;
-    while o0 < o {
-        let ob = (o - o0).min(OB);
-        let mut y0 = 0;
-        while y0 < h {
-            let r = (h - y0).min(ROWS);
-            for x0 in (0..w).step_by(LANES) {
-                let at = Block { xp: xp.as_ptr(), c, h, w, wt: wt.as_ptr(), o0, y0, x0, out: out.as_mut_ptr() };
-                // SAFETY: the caller's contract; the block lies inside the planes (o0 + ob <= o,
-                // y0 + r <= h, x0 + 16 <= w).
-                unsafe {
-                    match (ob, r) {
-                        (4, 4) => forward_block::<4, 4>(at),
-                        (4, 3) => forward_block::<4, 3>(at),
-                        (4, 2) => forward_block::<4, 2>(at),
-                        (4, 1) => forward_block::<4, 1>(at),
-                        (3, 4) => forward_block::<3, 4>(at),
-                        (3, 3) => forward_block::<3, 3>(at),
-                        (3, 2) => forward_block::<3, 2>(at),
-                        (3, 1) => forward_block::<3, 1>(at),
-                        (2, 4) => forward_block::<2, 4>(at),
-                        (2, 3) => forward_block::<2, 3>(at),
-                        (2, 2) => forward_block::<2, 2>(at),
-                        (2, 1) => forward_block::<2, 1>(at),
-                        (1, 4) => forward_block::<1, 4>(at),
-                        (1, 3) => forward_block::<1, 3>(at),
-                        (1, 2) => forward_block::<1, 2>(at),
-                        _ => forward_block::<1, 1>(at),
-                    }
-                }
-            }
-            y0 += r;
-        }
-        o0 += ob;
-    }
-}
-
 /// Where a forward block reads and writes (raw pointers: the kernel is `unsafe` anyway).
 #[derive(Clone, Copy)]
 struct Block {
@@ -132,7 +88,7 @@ struct Block {
     out: *mut f32,
 }
 
-/// Output channels `o0..o0 + B`, rows `y0..y0 + R`, columns `x0..x0 + 16`.
+/// Output channels `o0..o0 + B`, rows `y0..y0 + R`, columns `x0..x0 + 16` (`xp` from [`pad_planes`]).
 #[target_feature(enable = "avx512f")]
 unsafe fn forward_block<const B: usize, const R: usize>(at: Block) {
     let Block { xp, c, h, w, wt, o0, y0, x0, out } = at;
@@ -167,36 +123,7 @@ unsafe fn forward_block<const B: usize, const R: usize>(at: Block) {
     }
 }
 
-/// Adds the weight gradient of `samples` consecutive samples into `sums [O][C][9][16]`
-/// (per-lane partial sums; reduce with [`reduce_lanes`]):
-/// `sums[o][c][ky 3 + kx] += sum_{s, y, x} dy[s][o][y][x] xp[s][c][y + ky][x + kx]`.
-/// `xp` holds the samples' padded planes ([`pad_planes`]) one after the other, `dy` their output
-/// gradients (`[samples][O][H][W]`).
-///
-/// # Safety
-/// AVX-512F must be available; `w % 16 == 0`; `xp` holds `samples c (h+2) (w+2)` values, `dy`
-/// `samples o h w`, `sums` `o c 9 16`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn weight_grad(xp: &[f32], dy: &[f32], samples: usize, c: usize, h: usize, w: usize, o: usize, sums: &mut [f32]) {
-    debug_assert!(w % LANES == 0 && xp.len() >= samples * c * (h + 2) * (w + 2) && dy.len() >= samples * o * h * w && sums.len() >= o * c * 9 * LANES);
-    for ci in 0..c {
-        let mut o0 = 0;
-        while o0 < o {
-            let ob = (o - o0).min(WB);
-            let at = GradBlock { xp: xp.as_ptr(), dy: dy.as_ptr(), samples, c, h, w, o, ci, o0, sums: sums.as_mut_ptr() };
-            // SAFETY: the caller's contract; o0 + ob <= o.
-            unsafe {
-                match ob {
-                    3 => weight_grad_block::<3>(at),
-                    2 => weight_grad_block::<2>(at),
-                    _ => weight_grad_block::<1>(at),
-                }
-            }
-            o0 += ob;
-        }
-    }
-}
-
+/// Where a weight-gradient block reads (`samples` consecutive samples) and adds.
 #[derive(Clone, Copy)]
 struct GradBlock {
     xp: *const f32,
@@ -241,6 +168,17 @@ unsafe fn weight_grad_block<const B: usize>(at: GradBlock) {
                 }
             }
         }
+        add_into_sums(&acc, sums, c, ci, o0);
+    }
+}
+
+/// Adds the accumulators of output channels `o0..o0 + B` (9 taps each) against input channel
+/// `ci` into the per-lane sums `sums [O][C][9][16]`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn add_into_sums<const B: usize>(acc: &[[__m512; 9]; B], sums: *mut f32, c: usize, ci: usize, o0: usize) {
+    // SAFETY: the caller's `sums` holds the rows of output channels o0..o0 + B.
+    unsafe {
         for (b, acc_b) in acc.iter().enumerate() {
             let dst = sums.add(((o0 + b) * c + ci) * 9 * LANES);
             for (t, a) in acc_b.iter().enumerate() {
@@ -290,50 +228,8 @@ pub(crate) fn pad_rows(x: &[f32], c: usize, h: usize, xq: &mut [f32]) {
     }
 }
 
-/// [`forward`] for 8-wide planes of even height (`xq` from [`pad_rows`]): accumulators of 4
-/// output channels x 4 vectors of two rows each.
-///
-/// # Safety
-/// AVX-512F must be available; `h` even; `xq` holds [`pairs_len`] values, `wt` `o c 9`, `out`
-/// `o h 8`.
-pub(crate) unsafe fn forward_pairs(xq: &[f32], c: usize, h: usize, wt: &[f32], o: usize, out: &mut [f32]) {
-    debug_assert!(h % 2 == 0 && xq.len() >= pairs_len(c, h) && wt.len() >= o * c * 9 && out.len() >= o * h * PAIR_WIDTH);
-    let vectors = h / 2;
-    let mut o0 = 0;
-    while o0 < o {
-        let ob = (o - o0).min(OB);
-        let mut v0 = 0;
-        while v0 < vectors {
-            let r = (vectors - v0).min(ROWS);
-            let at = Block { xp: xq.as_ptr(), c, h, w: PAIR_WIDTH, wt: wt.as_ptr(), o0, y0: v0, x0: 0, out: out.as_mut_ptr() };
-            // SAFETY: the caller's contract; o0 + ob <= o, v0 + r <= h / 2.
-            unsafe {
-                match (ob, r) {
-                    (4, 4) => pairs_block::<4, 4>(at),
-                    (4, 3) => pairs_block::<4, 3>(at),
-                    (4, 2) => pairs_block::<4, 2>(at),
-                    (4, 1) => pairs_block::<4, 1>(at),
-                    (3, 4) => pairs_block::<3, 4>(at),
-                    (3, 3) => pairs_block::<3, 3>(at),
-                    (3, 2) => pairs_block::<3, 2>(at),
-                    (3, 1) => pairs_block::<3, 1>(at),
-                    (2, 4) => pairs_block::<2, 4>(at),
-                    (2, 3) => pairs_block::<2, 3>(at),
-                    (2, 2) => pairs_block::<2, 2>(at),
-                    (2, 1) => pairs_block::<2, 1>(at),
-                    (1, 4) => pairs_block::<1, 4>(at),
-                    (1, 3) => pairs_block::<1, 3>(at),
-                    (1, 2) => pairs_block::<1, 2>(at),
-                    _ => pairs_block::<1, 1>(at),
-                }
-            }
-            v0 += r;
-        }
-        o0 += ob;
-    }
-}
-
-/// Output channels `o0..o0 + B`, two-row vectors `y0..y0 + R` (`y0` counts vectors here).
+/// Output channels `o0..o0 + B`, two-row vectors `y0..y0 + R` (`y0` counts vectors here; `xp`
+/// from [`pad_rows`], accumulators of 4 output channels x 4 vectors of two rows each).
 #[target_feature(enable = "avx512f")]
 unsafe fn pairs_block<const B: usize, const R: usize>(at: Block) {
     let Block { xp: xq, c, h, w, wt, o0, y0: v0, out, .. } = at;
@@ -367,33 +263,7 @@ unsafe fn pairs_block<const B: usize, const R: usize>(at: Block) {
     }
 }
 
-/// [`weight_grad`] for 8-wide planes of even height; `xq` holds `samples` buffers of
-/// [`pairs_len`] values ([`pad_rows`]).
-///
-/// # Safety
-/// AVX-512F must be available; `h` even; `xq` holds `samples` [`pairs_len`] values, `dy`
-/// `samples o h 8`, `sums` `o c 9 16`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn weight_grad_pairs(xq: &[f32], dy: &[f32], samples: usize, c: usize, h: usize, o: usize, sums: &mut [f32]) {
-    debug_assert!(h % 2 == 0 && xq.len() >= samples * pairs_len(c, h) && dy.len() >= samples * o * h * PAIR_WIDTH && sums.len() >= o * c * 9 * LANES);
-    for ci in 0..c {
-        let mut o0 = 0;
-        while o0 < o {
-            let ob = (o - o0).min(WB);
-            let at = GradBlock { xp: xq.as_ptr(), dy: dy.as_ptr(), samples, c, h, w: PAIR_WIDTH, o, ci, o0, sums: sums.as_mut_ptr() };
-            // SAFETY: the caller's contract; o0 + ob <= o.
-            unsafe {
-                match ob {
-                    3 => weight_grad_pairs_block::<3>(at),
-                    2 => weight_grad_pairs_block::<2>(at),
-                    _ => weight_grad_pairs_block::<1>(at),
-                }
-            }
-            o0 += ob;
-        }
-    }
-}
-
+/// [`weight_grad_block`] for 8-wide planes in row pairs (`xp` from [`pad_rows`]).
 #[target_feature(enable = "avx512f")]
 unsafe fn weight_grad_pairs_block<const B: usize>(at: GradBlock) {
     let GradBlock { xp: xq, dy, samples, c, h, w, o, ci, o0, sums } = at;
@@ -419,13 +289,7 @@ unsafe fn weight_grad_pairs_block<const B: usize>(at: GradBlock) {
                 }
             }
         }
-        for (b, acc_b) in acc.iter().enumerate() {
-            let dst = sums.add(((o0 + b) * c + ci) * 9 * LANES);
-            for (t, a) in acc_b.iter().enumerate() {
-                let p = dst.add(t * LANES);
-                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *a));
-            }
-        }
+        add_into_sums(&acc, sums, c, ci, o0);
     }
 }
 
@@ -473,29 +337,94 @@ impl Layout {
         (1024 / (h * w).max(1)).max(GRAD_SAMPLES)
     }
 
+    /// `out [O][H][W] = w [O][C][3][3] * x` for one sample (`buf` from [`Layout::pad`]), in
+    /// blocks of 4 output channels x 4 rows (`Wide`) or row pairs (`Pairs`) x 16 columns.
+    ///
     /// # Safety
-    /// As [`forward`] / [`forward_pairs`], with `buf` from [`Layout::pad`].
+    /// AVX-512F must be available ([`available`]); `(h, w)` fit `self` ([`Layout::of`]); `buf`
+    /// holds [`Layout::padded_len`]`(c, h, w)` values, `wt` `o c 9`, `out` `o h w`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn forward(self, buf: &[f32], c: usize, h: usize, w: usize, wt: &[f32], o: usize, out: &mut [f32]) {
-        // SAFETY: forwarded contract.
-        unsafe {
-            match self {
-                Self::Wide => forward(buf, c, h, w, wt, o, out),
-                Self::Pairs => forward_pairs(buf, c, h, wt, o, out),
+        debug_assert!(Self::of(h, w) == Some(self) && buf.len() >= self.padded_len(c, h, w) && wt.len() >= o * c * 9 && out.len() >= o * h * w);
+        // the block's second axis: rows 16 columns at a time, or pairs of 8-wide rows
+        let (units, strips) = match self {
+            Self::Wide => (h, w / LANES),
+            Self::Pairs => (h / 2, 1),
+        };
+        for o0 in (0..o).step_by(OB) {
+            for y0 in (0..units).step_by(ROWS) {
+                let kernel = forward_kernel(self, (o - o0).min(OB), (units - y0).min(ROWS));
+                for strip in 0..strips {
+                    let at = Block { xp: buf.as_ptr(), c, h, w, wt: wt.as_ptr(), o0, y0, x0: strip * LANES, out: out.as_mut_ptr() };
+                    // SAFETY: the caller's contract; the block lies inside the planes.
+                    unsafe { kernel(at) };
+                }
             }
         }
     }
 
+    /// Adds the weight gradient of `samples` consecutive samples into `sums [O][C][9][16]`
+    /// (per-lane partial sums; reduce with [`reduce_lanes`]):
+    /// `sums[o][c][ky 3 + kx] += sum_{s, y, x} dy[s][o][y][x] x[s][c][y + ky - 1][x + kx - 1]`.
+    /// `buf` holds the samples' padded copies ([`Layout::pad`]) one after the other, `dy` their
+    /// output gradients (`[samples][O][H][W]`).
+    ///
     /// # Safety
-    /// As [`weight_grad`] / [`weight_grad_pairs`], with `samples` buffers of
-    /// [`Layout::padded_len`] values from [`Layout::pad`].
+    /// AVX-512F must be available; `(h, w)` fit `self`; `buf` holds `samples`
+    /// [`Layout::padded_len`]`(c, h, w)` values, `dy` `samples o h w`, `sums` `o c 9 16`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn weight_grad(self, buf: &[f32], dy: &[f32], samples: usize, c: usize, h: usize, w: usize, o: usize, sums: &mut [f32]) {
-        // SAFETY: forwarded contract.
-        unsafe {
-            match self {
-                Self::Wide => weight_grad(buf, dy, samples, c, h, w, o, sums),
-                Self::Pairs => weight_grad_pairs(buf, dy, samples, c, h, o, sums),
+        debug_assert!(Self::of(h, w) == Some(self) && buf.len() >= samples * self.padded_len(c, h, w) && dy.len() >= samples * o * h * w && sums.len() >= o * c * 9 * LANES);
+        for ci in 0..c {
+            for o0 in (0..o).step_by(WB) {
+                let kernel = weight_grad_kernel(self, (o - o0).min(WB));
+                let at = GradBlock { xp: buf.as_ptr(), dy: dy.as_ptr(), samples, c, h, w, o, ci, o0, sums: sums.as_mut_ptr() };
+                // SAFETY: the caller's contract; the block's channels lie inside o.
+                unsafe { kernel(at) };
             }
         }
+    }
+}
+
+/// The forward block kernel of `layout` for `b` output channels and `r` rows or row pairs
+/// (both 1..=4: [`OB`], [`ROWS`]).
+fn forward_kernel(layout: Layout, b: usize, r: usize) -> unsafe fn(Block) {
+    macro_rules! by_size {
+        ($kernel:ident) => {
+            match (b, r) {
+                (4, 4) => $kernel::<4, 4>,
+                (4, 3) => $kernel::<4, 3>,
+                (4, 2) => $kernel::<4, 2>,
+                (4, 1) => $kernel::<4, 1>,
+                (3, 4) => $kernel::<3, 4>,
+                (3, 3) => $kernel::<3, 3>,
+                (3, 2) => $kernel::<3, 2>,
+                (3, 1) => $kernel::<3, 1>,
+                (2, 4) => $kernel::<2, 4>,
+                (2, 3) => $kernel::<2, 3>,
+                (2, 2) => $kernel::<2, 2>,
+                (2, 1) => $kernel::<2, 1>,
+                (1, 4) => $kernel::<1, 4>,
+                (1, 3) => $kernel::<1, 3>,
+                (1, 2) => $kernel::<1, 2>,
+                _ => $kernel::<1, 1>,
+            }
+        };
+    }
+    match layout {
+        Layout::Wide => by_size!(forward_block),
+        Layout::Pairs => by_size!(pairs_block),
+    }
+}
+
+/// The weight-gradient kernel of `layout` for `b` output channels (1..=3: [`WB`]).
+fn weight_grad_kernel(layout: Layout, b: usize) -> unsafe fn(GradBlock) {
+    match (layout, b) {
+        (Layout::Wide, 3) => weight_grad_block::<3>,
+        (Layout::Wide, 2) => weight_grad_block::<2>,
+        (Layout::Wide, _) => weight_grad_block::<1>,
+        (Layout::Pairs, 3) => weight_grad_pairs_block::<3>,
+        (Layout::Pairs, 2) => weight_grad_pairs_block::<2>,
+        (Layout::Pairs, _) => weight_grad_pairs_block::<1>,
     }
 }

@@ -620,12 +620,13 @@ pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: Fl
     let dtype = weight.dtype();
     let (xv, dy) = (values(&x), values(&output_grad));
     let (k, p, og) = (g.k(), g.positions(), g.og());
+    // each worker sums the gradient of one contiguous range of samples
+    let workers = threads().min(g.n).max(1);
+    let per_worker = g.n.div_ceil(workers);
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if let Some(layout) = direct_layout(&g, options) {
         // per worker: a [O][C][9][16] lane sum over its samples, reduced at the end
         let lanes = g.o * k * direct_conv::LANES;
-        let workers = threads().min(g.n).max(1);
-        let per_worker = g.n.div_ceil(workers);
         let mut sums = vec![0f32; workers * lanes];
         let padded = layout.padded_len(g.c, g.h, g.w);
         let chunk = layout.grad_samples(g.h, g.w);
@@ -650,8 +651,6 @@ pub fn conv2d_weight_backward(x: FlexTensor, weight: FlexTensor, output_grad: Fl
     // then runs the product transposed (M = og). A column-major [o, k] destination (M = k) was
     // measured 1.6x slower for the whole training step (it packs the [k, B p] column block)
     let size = g.o * k;
-    let workers = threads().min(g.n).max(1);
-    let per_worker = g.n.div_ceil(workers);
     let block = BLOCK.min(per_worker).max(1);
     let mut partials = vec![0f32; workers * size];
     let parallel_gemm = g.n < threads();
