@@ -20,6 +20,7 @@
 //! sigmoid as [`FusionWeight::Sigmoid`]. The paper puts `W` on the shortcut `X_d`; the code puts
 //! it on the residual path ([`WeightedPath::Residual`]).
 
+use crate::precision::AutocastConv;
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
@@ -120,7 +121,7 @@ impl ChannelBranch {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn2.forward(self.pw2.forward(relu(self.bn1.forward(self.pw1.forward(x)))))
+        self.bn2.forward(self.pw2.forward_autocast(relu(self.bn1.forward(self.pw1.forward_autocast(x)))))
     }
 }
 
@@ -156,7 +157,7 @@ impl Csms {
         let x_q = self.local.forward(x) + self.global.forward(g.reshape([n, c, 1, 1]));
         let avg = x_q.clone().mean_dim(1);
         let max = x_q.max_dim(1);
-        let m = self.spatial.forward(Tensor::cat(vec![avg, max], 1));
+        let m = self.spatial.forward_autocast(Tensor::cat(vec![avg, max], 1));
         match self.fusion_weight {
             FusionWeight::SigmoidTimesM => sigmoid(m.clone()) * m,
             FusionWeight::Sigmoid => sigmoid(m),
@@ -207,10 +208,10 @@ impl CsmsLevel {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let p = leaky_relu(self.bn1.forward(self.conv1.forward(x.clone())), 0.1);
-        let p = leaky_relu(self.bn2.forward(self.conv2.forward(p)), 0.1);
-        let x_p = self.bn3.forward(self.conv3.forward(p));
-        let x_d = self.shortcut_bn.forward(self.shortcut.forward(x));
+        let p = leaky_relu(self.bn1.forward(self.conv1.forward_autocast(x.clone())), 0.1);
+        let p = leaky_relu(self.bn2.forward(self.conv2.forward_autocast(p)), 0.1);
+        let x_p = self.bn3.forward(self.conv3.forward_autocast(p));
+        let x_d = self.shortcut_bn.forward(self.shortcut.forward_autocast(x));
         self.pool.forward(leaky_relu(self.csms.forward(x_d, x_p), 0.1))
     }
 }

@@ -20,10 +20,12 @@ pub mod heads;
 pub mod init;
 pub mod layers;
 pub mod network;
+pub mod precision;
 pub mod resnet;
 pub mod resnet_cifar;
 pub mod weights;
 
 pub use error::ModelError;
 pub use heads::{Head, HeadConfig, HeadOutput};
+pub use precision::{AutocastConv, Precision, autocast};
 pub use network::{Arch, Backbone, Classifier, CsmsOptions, FeatureFusion, ModelConfig, ModelOutput, Network, count_learnable};

@@ -4,6 +4,7 @@
 //! state-dict keys so ImageNet-pretrained weights load with a light remapping. Convolutions use
 //! Kaiming-normal fan-out initialisation, batch norms `gamma = 1`, `beta = 0` (torchvision).
 
+use crate::precision::AutocastConv;
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
@@ -102,11 +103,11 @@ impl Bottleneck {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = relu(self.bn1.forward(self.conv1.forward_autocast(x.clone())));
+        let out = relu(self.bn2.forward(self.conv2.forward_autocast(out)));
+        let out = self.bn3.forward(self.conv3.forward_autocast(out));
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x)),
+            Some(d) => d.bn.forward(d.conv.forward_autocast(x)),
             None => x,
         };
         relu(out + identity)
@@ -127,7 +128,7 @@ pub struct ResNet {
 
 impl ResNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut out = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let mut out = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward_autocast(x))));
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
             out = block.forward(out);
         }
@@ -137,7 +138,7 @@ impl ResNet {
     /// The last stage alone (`layer4`), for fine-tuning only the last block on a frozen trunk
     /// (the Places-LT practice).
     pub fn forward_trunk(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut out = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let mut out = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward_autocast(x))));
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3) {
             out = block.forward(out);
         }

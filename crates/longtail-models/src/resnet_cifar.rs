@@ -3,6 +3,7 @@
 //! 1/2/2), option-A shortcuts (stride-2 subsampling plus zero channel padding) and Kaiming-normal
 //! (fan-in) weights, as in the LDAM-DRW reference code. ResNet-32 is `n = 5` (0.46M parameters).
 
+use crate::precision::AutocastConv;
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
@@ -75,8 +76,8 @@ impl BasicBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.forward(self.conv1.forward_autocast(x.clone())));
+        let out = self.bn2.forward(self.conv2.forward_autocast(out));
         relu(out + self.shortcut(x))
     }
 
@@ -105,7 +106,7 @@ pub struct ResNetCifar {
 
 impl ResNetCifar {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut out = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut out = relu(self.bn1.forward(self.conv1.forward_autocast(x)));
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3) {
             out = block.forward(out);
         }
