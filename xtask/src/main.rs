@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask bench [--vs-pytorch] [--device D] [--rounds N] [--quick]`,
+//! Project tasks: `cargo xtask bench [--vs-pytorch] [--device D] [--rounds N] [--quick] [--precision P]`,
 //! `cargo xtask configs` (regenerate configs/ from the method registry).
 
 use std::path::{Path, PathBuf};
@@ -70,6 +70,14 @@ fn bench(args: &[String]) -> Result<()> {
     let device = value("--device").unwrap_or_else(|| "flex".into());
     let rounds: usize = value("--rounds").map(|r| r.parse()).transpose()?.unwrap_or(3);
     let features = value("--features").unwrap_or_default();
+    // mixed precision: ours `--precision`, PyTorch `--amp` (autocast, GradScaler for fp16)
+    let precision = value("--precision").unwrap_or_else(|| "f32".into());
+    let amp = match precision.as_str() {
+        "f32" => "none",
+        "bf16" => "bf16",
+        "f16" => "fp16",
+        other => bail!("--precision {other}: expected f32, bf16 or f16"),
+    };
     let torch_device = if device.starts_with("cuda") || device.starts_with("wgpu") { "cuda" } else { "cpu" };
     let bin = longtail_bin(&features)?;
     println!("| benchmark | backend | ours img/s | ours peak MiB |{} ", if vs { " PyTorch img/s | PyTorch peak MiB | ours / PyTorch |" } else { "" });
@@ -79,7 +87,7 @@ fn bench(args: &[String]) -> Result<()> {
         let mut backend = String::new();
         for _ in 0..rounds {
             let mut cmd = Command::new(&bin);
-            cmd.arg("--device").arg(&device).arg("bench").args(&row.args);
+            cmd.arg("--device").arg(&device).arg("bench").args(&row.args).args(["--precision", &precision]);
             let a = run_json(cmd)?;
             let ai = a["images_per_second"].as_f64().unwrap_or(0.0);
             backend = a["backend"].as_str().unwrap_or("").to_string();
@@ -87,7 +95,7 @@ fn bench(args: &[String]) -> Result<()> {
             ours.push(ai);
             if vs {
                 let mut cmd = Command::new("python3");
-                cmd.arg(root().join("bench/pytorch_bench.py")).args(&row.args[1..]).args(["--device", torch_device]);
+                cmd.arg(root().join("bench/pytorch_bench.py")).args(&row.args[1..]).args(["--device", torch_device, "--amp", amp]);
                 let b = run_json(cmd)?;
                 let bi = b["images_per_second"].as_f64().unwrap_or(f64::NAN);
                 tpeak = tpeak.max(b["peak_mib"].as_f64().unwrap_or(0.0));
@@ -163,7 +171,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("configs") => configs(),
         _ => {
-            eprintln!("usage: cargo xtask bench [--vs-pytorch] [--device flex|ndarray|wgpu|cuda] [--features F] [--rounds N] [--quick]\n       cargo xtask configs");
+            eprintln!("usage: cargo xtask bench [--vs-pytorch] [--device flex|ndarray|wgpu|cuda] [--features F] [--rounds N] [--quick] [--precision f32|bf16|f16]\n       cargo xtask configs");
             std::process::exit(2);
         }
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use longtail_data::{DataConfig, SamplerSpec};
 use longtail_losses::{ClassWeighting, LossSpec};
-use longtail_models::{HeadConfig, ModelConfig};
+use longtail_models::{HeadConfig, ModelConfig, Precision};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -209,6 +209,11 @@ pub struct ExperimentConfig {
     pub method: String,
     #[serde(default)]
     pub seed: u64,
+    /// Mixed precision: `f32` (default, the papers'), `bf16` or `f16` convolutions on f32 master
+    /// weights (`longtail_models::precision`; fp16 adds dynamic loss scaling). For GPUs: on the
+    /// CPU backend the 16-bit convolutions are slower than f32.
+    #[serde(default)]
+    pub precision: Precision,
     pub data: DataConfig,
     pub model: ModelConfig,
     pub stages: Vec<StageConfig>,

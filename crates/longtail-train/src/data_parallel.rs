@@ -76,9 +76,9 @@ pub struct Slice {
 
 /// Runs `loss_of(i, replica, batch, fusing, rng)` for every slice `i` on its device (in
 /// parallel, one thread per slice), weights each slice's mean loss by its share of the batch,
-/// back-propagates, and sums the gradients on `main` (the device of `network`). `rng` seeds one
-/// stream per slice.
-pub fn step<F>(network: &Network, main: &Device, slices: Vec<Slice>, rng: &mut ChaCha8Rng, loss_of: F) -> Result<StepResult>
+/// back-propagates `loss_scale` times that (1 without fp16 loss scaling), and sums the gradients
+/// on `main` (the device of `network`). `rng` seeds one stream per slice.
+pub fn step<F>(network: &Network, main: &Device, slices: Vec<Slice>, rng: &mut ChaCha8Rng, loss_scale: f64, loss_of: F) -> Result<StepResult>
 where
     F: Fn(usize, &Network, DeviceBatch, Option<DeviceBatch>, &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> + Sync,
 {
@@ -93,7 +93,7 @@ where
         let mut slice_rng = ChaCha8Rng::seed_from_u64(seeds[i]);
         let (loss, logits, targets) = loss_of(i, &replica, batch, fusing, &mut slice_rng)?;
         let weighted = loss.mul_scalar(share);
-        let grads = GradientsParams::from_grads(weighted.clone().backward(), &replica).to_device(main, &replica);
+        let grads = GradientsParams::from_grads(weighted.clone().mul_scalar(loss_scale).backward(), &replica).to_device(main, &replica);
         Ok((weighted.detach().to_device(main), logits.detach().to_device(main), targets.to_device(main), grads))
     };
     let mut slices = slices.into_iter();
@@ -185,7 +185,7 @@ mod tests {
         let device = Device::flex().autodiff();
         let net = ModelConfig::new(Arch::Resnet8, 1, 2, HeadConfig::Linear).init(0, &device).unwrap();
         let slices = slices.into_iter().map(|(d, b)| Slice { device: d, batch: b, fusing: None }).collect();
-        let r = step(&net, &device, slices, &mut ChaCha8Rng::seed_from_u64(0), ce).unwrap();
+        let r = step(&net, &device, slices, &mut ChaCha8Rng::seed_from_u64(0), 1.0, ce).unwrap();
         let loss: f32 = r.loss.into_scalar();
         let net = SgdConfig::new().init().step(1.0, net, r.grads).valid();
         let probe = batch(&[(true, 0), (false, 0)]);

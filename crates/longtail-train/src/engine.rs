@@ -16,7 +16,7 @@ use longtail_data::sampler::mix_seed;
 use longtail_data::{HostBatch, Sampler};
 use longtail_losses::functional::constant;
 use longtail_losses::{Loss, LossInputs, LossState, reweight};
-use longtail_models::{Network, weights};
+use longtail_models::{Network, Precision, autocast, weights};
 use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -67,7 +67,7 @@ pub fn evaluate_network(network: &Network, config: &ExperimentConfig, data: &Pre
     let loader = data.eval_loader(config, data.test.clone())?;
     let scale = config.stages.last().map_or(1.0, |stage| stage.loss.eval_logit_scale());
     let plain = device.clone().without_autodiff();
-    let preds = crate::compute_pool::run(|| predict(network, &loader, &data.test, &plain, scale))?;
+    let preds = crate::compute_pool::run(|| autocast(config.precision, || predict(network, &loader, &data.test, &plain, scale)))?;
     Ok(metrics::compute(&preds, &data.counts, &data.train.class_names, data.test.hierarchy.as_ref(), settings(config)))
 }
 
@@ -164,6 +164,22 @@ fn initial_network(config: &ExperimentConfig, dir: &RunDir, opts: &RunOptions, d
         return Ok(net);
     }
     Ok(config.model.init(config.seed, device)?)
+}
+
+/// A clear error when a device cannot compute in the configured precision.
+fn check_precision<'a>(precision: Precision, devices: impl Iterator<Item = &'a Device>) -> Result<()> {
+    let Some(dtype) = precision.compute_dtype() else {
+        return Ok(());
+    };
+    for device in devices {
+        if !device.supports_dtype(dtype) {
+            return Err(TrainError::config(
+                "precision",
+                format!("{} does not compute in {}; use precision = \"f32\" on it", crate::device::describe(device), precision.name()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn sgd(stage: &StageConfig) -> ModuleOptimizer {
@@ -299,6 +315,9 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
     }
     dir.log(&msg);
 
+    check_precision(config.precision, std::iter::once(&plain).chain(&opts.data_parallel))?;
+    // fp16: dynamic loss scaling, carried over from the saved state on resume
+    let mut scaler = (config.precision == Precision::F16).then(|| state.loss_scaler.clone().unwrap_or_default());
     let mut network = initial_network(config, &dir, opts, &device, base)?;
     let mut budget = opts.max_epochs.unwrap_or(usize::MAX);
     let seed = config.seed;
@@ -378,9 +397,11 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
                 lr = stage.lr.rate(epoch, stage.epochs, step, steps);
                 let mut rng = step_rng(seed, s, epoch, step);
                 ctx.state.seed = rng.next_u64();
+                let loss_scale = scaler.as_ref().map_or(1.0, |s| s.scale);
                 let (value, logits, targets, grads) = if replicas.is_empty() {
-                    let (value, logits, targets) = step_loss(&network, upload(batch, &device), pair.map(|p| upload(p, &device)), &ctx, &mut rng)?;
-                    let grads = GradientsParams::from_grads(value.clone().backward(), &network);
+                    let (value, logits, targets) =
+                        autocast(config.precision, || step_loss(&network, upload(batch, &device), pair.map(|p| upload(p, &device)), &ctx, &mut rng))?;
+                    let grads = GradientsParams::from_grads(value.clone().mul_scalar(loss_scale).backward(), &network);
                     (value.detach(), logits.detach(), targets, grads)
                 } else {
                     let parts = replicas.len() + 1;
@@ -395,15 +416,22 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
                         .zip(&replica_drw)
                         .map(|(loss, w)| StepContext { stage, loss, state: ctx.state, drw: ctx.drw.as_ref().and(w.clone()) })
                         .collect();
-                    let r = data_parallel::step(&network, &device, slices, &mut rng, |i, net, b, f, rng| {
-                        step_loss(net, b, f, if i == 0 { &ctx } else { &replica_ctx[i - 1] }, rng)
+                    let r = data_parallel::step(&network, &device, slices, &mut rng, loss_scale, |i, net, b, f, rng| {
+                        autocast(config.precision, || step_loss(net, b, f, if i == 0 { &ctx } else { &replica_ctx[i - 1] }, rng))
                     })?;
                     (r.loss, r.logits, r.targets, r.grads)
                 };
                 let m = targets.dims()[0];
                 loss_sum = loss_sum + value.inner().mul_scalar(m as f64);
                 correct = correct + logits.inner().argmax(1).reshape([m]).equal(targets.inner()).int().sum();
-                network = optim.step(lr, network, grads);
+                let grads = match scaler.as_mut() {
+                    Some(s) => s.unscale(grads, &network),
+                    None => Some(grads),
+                };
+                // an fp16 step whose gradients overflowed is skipped (the scaler backed off)
+                if let Some(grads) = grads {
+                    network = optim.step(lr, network, grads);
+                }
                 seen += m;
                 progress.advance(n);
                 if progress.due() {
@@ -465,6 +493,9 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
                 record.train_accuracy,
                 record.images_per_second
             );
+            if let Some(s) = &scaler {
+                line.push_str(&format!(" | loss scale {} ({} steps skipped)", s.scale, s.skipped));
+            }
             if let Some(t) = &test {
                 line.push_str(&format!(" | test acc {:.2}%", t.accuracy));
                 let names = ["many", "med", "few"];
@@ -479,6 +510,7 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
             weights::save(&network, &dir.stage_last(s))?;
             optim.save(dir.stage_optim(s)).map_err(|e| TrainError::io("write", dir.stage_optim(s), e))?;
             state.next_epoch = epoch + 1;
+            state.loss_scaler = scaler.clone();
             dir.write_state(&state)?;
         }
         state.stage = s + 1;

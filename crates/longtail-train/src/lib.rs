@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod h2t;
+pub mod loss_scale;
 pub mod methods;
 pub mod metrics;
 pub mod parity;

@@ -257,6 +257,7 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
         name: format!("{}-{}", dataset.config_dir(imbalance_factor).replace('_', "-"), info.name),
         method: info.name.into(),
         seed: 0,
+        precision: Default::default(),
         data: dataset.data(imbalance),
         model,
         stages,

@@ -77,6 +77,9 @@ pub struct RunState {
     pub finished: bool,
     pub best: Option<Best>,
     pub history: Vec<EpochRecord>,
+    /// fp16 runs: the loss scaler's state at the last epoch end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<crate::loss_scale::LossScaler>,
 }
 
 /// The final evaluation and summary of a run.

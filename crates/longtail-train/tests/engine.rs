@@ -195,3 +195,38 @@ fn gcl_clouds_are_absent_at_evaluation() {
         assert_eq!(evaluate_network(&network, &config, &data, &device).unwrap(), report.metrics, "evaluation is deterministic");
     }
 }
+
+/// `precision = "bf16"` / `"f16"`: the run learns like an f32 one; an fp16 run keeps its loss
+/// scaler in the run state, and a resumed fp16 run ends where an uninterrupted one does.
+#[test]
+fn mixed_precision_runs_learn_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(&tmp.path().join("data"));
+    for precision in [longtail_models::Precision::Bf16, longtail_models::Precision::F16] {
+        let mut cfg = config(&tmp.path().join("data"), HeadConfig::Linear, vec![stage("main", 6, LossSpec::Ce)]);
+        cfg.precision = precision;
+        let name = precision.name();
+        let out = train(&cfg, &opts(&tmp.path().join(name))).unwrap();
+        let report = out.final_report.unwrap();
+        let state = RunDir::new(&out.run_dir).read_state().unwrap();
+        let losses: Vec<f64> = state.history.iter().map(|r| r.train_loss).collect();
+        assert!(losses.last().unwrap() < &(0.7 * losses[0]), "{name}: loss should fall: {losses:?}");
+        assert!(report.metrics.accuracy > 50.0, "{name}: accuracy {} vs chance 25", report.metrics.accuracy);
+        let saved = ExperimentConfig::load(&RunDir::new(&out.run_dir).config(), &[]).unwrap();
+        assert_eq!(saved.precision, precision);
+        match precision {
+            longtail_models::Precision::F16 => {
+                let scaler = state.loss_scaler.expect("an fp16 run saves its loss scaler");
+                // 6 epochs of 105 images in batches of 16: 42 steps, none overflowed at 2^16
+                assert_eq!((scaler.scale, scaler.good_steps, scaler.skipped), (65536.0, 42, 0), "{scaler:?}");
+                let dir = tmp.path().join("f16-resumed");
+                assert!(!train(&cfg, &RunOptions { max_epochs: Some(3), ..opts(&dir) }).unwrap().finished);
+                let resumed = train(&cfg, &RunOptions { resume: true, ..opts(&dir) }).unwrap().final_report.unwrap();
+                assert_eq!(resumed.metrics, report.metrics, "resumed fp16 run differs");
+                // the scaler's count went on from the saved state
+                assert_eq!(RunDir::new(&dir).read_state().unwrap().loss_scaler.unwrap().good_steps, 42);
+            }
+            _ => assert!(state.loss_scaler.is_none()),
+        }
+    }
+}

@@ -14,7 +14,8 @@ use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use longtail_data::{Loader, Recipe};
 use longtail_losses::functional::cross_entropy;
-use longtail_models::{Arch, HeadConfig, ModelConfig};
+use longtail_models::{Arch, HeadConfig, ModelConfig, Precision, autocast};
+use longtail_train::loss_scale::LossScaler;
 use serde::Serialize;
 
 /// One measurement.
@@ -46,9 +47,27 @@ fn device_reserved(device: &Device) -> u64 {
     device.memory_pool_usage().map(|u| u.bytes_reserved).unwrap_or(0)
 }
 
-/// Training (forward, CE loss, backward, SGD step) or inference throughput of `arch` on random
-/// data; `warmup` steps are not timed; the device is synchronised before and after timing.
-pub fn model(arch: Arch, train: bool, batch: usize, image: usize, channels: usize, classes: usize, steps: usize, warmup: usize, device: &Device) -> Result<BenchResult> {
+/// One model benchmark.
+#[derive(Debug, Clone)]
+pub struct ModelBench {
+    pub arch: Arch,
+    /// Training steps (forward, CE loss, backward, SGD step) or inference.
+    pub train: bool,
+    pub batch: usize,
+    pub image: usize,
+    pub channels: usize,
+    pub classes: usize,
+    pub steps: usize,
+    /// Untimed steps first.
+    pub warmup: usize,
+    /// Convolutions under `autocast` (training in f16 adds the loss scaler, as `train` does).
+    pub precision: Precision,
+}
+
+/// Training or inference throughput of a model on random data; warm-up steps are not timed; the
+/// device is synchronised before and after timing.
+pub fn model(b: &ModelBench, device: &Device) -> Result<BenchResult> {
+    let ModelBench { arch, train, batch, image, channels, classes, steps, warmup, precision } = b.clone();
     let config = ModelConfig::new(arch, channels, classes, HeadConfig::Linear);
     let ad = device.clone().autodiff();
     let x = Tensor::<4>::random([batch, channels, image, image], Distribution::Normal(0.0, 1.0), if train { &ad } else { device });
@@ -62,6 +81,7 @@ pub fn model(arch: Arch, train: bool, batch: usize, image: usize, channels: usiz
             .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
             .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
             .init();
+        let mut scaler = (precision == Precision::F16).then(LossScaler::default);
         let mut last = None;
         let mut t0 = Instant::now();
         for step in 0..warmup + steps {
@@ -72,10 +92,17 @@ pub fn model(arch: Arch, train: bool, batch: usize, image: usize, channels: usiz
                 let _ = ad.sync();
                 t0 = Instant::now();
             }
-            let out = net.forward(x.clone());
+            let out = autocast(precision, || net.forward(x.clone()));
             let loss = cross_entropy(out.logits, targets.clone()).mean();
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(0.1, net, grads);
+            let scale = scaler.as_ref().map_or(1.0, |s| s.scale);
+            let grads = GradientsParams::from_grads(loss.clone().mul_scalar(scale).backward(), &net);
+            let grads = match scaler.as_mut() {
+                Some(s) => s.unscale(grads, &net),
+                None => Some(grads),
+            };
+            if let Some(grads) = grads {
+                net = optim.step(0.1, net, grads);
+            }
             last = Some(loss.detach());
             peak = peak.max(device_reserved(device));
         }
@@ -96,7 +123,7 @@ pub fn model(arch: Arch, train: bool, batch: usize, image: usize, channels: usiz
                 let _ = device.sync();
                 t0 = Instant::now();
             }
-            last = Some(net.predict(x.clone()));
+            last = Some(autocast(precision, || net.predict(x.clone())));
             peak = peak.max(device_reserved(device));
         }
         if let Some(l) = last {
@@ -106,7 +133,12 @@ pub fn model(arch: Arch, train: bool, batch: usize, image: usize, channels: usiz
         elapsed = t0.elapsed().as_secs_f64();
     }
     Ok(BenchResult {
-        bench: format!("{} {} b{batch} {image}x{image}", arch.name(), if train { "train" } else { "infer" }),
+        bench: format!(
+            "{} {} b{batch} {image}x{image}{}",
+            arch.name(),
+            if train { "train" } else { "infer" },
+            if precision == Precision::F32 { String::new() } else { format!(" {}", precision.name()) }
+        ),
         backend: longtail_train::device::describe(device),
         batch,
         steps,

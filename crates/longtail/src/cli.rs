@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use longtail_data::SourceSpec;
+use longtail_models::Precision;
 use longtail_train::device::select_device;
 use longtail_train::methods::{METHODS, default_config, method};
 use longtail_train::presets::Dataset;
@@ -125,6 +126,9 @@ pub enum BenchCommand {
         steps: usize,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
+        /// f32, bf16 or f16 convolutions (`train --precision`).
+        #[arg(long, default_value = "f32")]
+        precision: String,
     },
     /// Compare this device's numbers on a fixed batch with the CPU backend's (relative 1e-3).
     Parity,
@@ -177,6 +181,11 @@ pub struct TrainArgs {
     /// takes the optimizer step; every step's batch is split across all of them.
     #[arg(long, value_delimiter = ',', value_name = "DEVICES")]
     pub devices: Vec<String>,
+    /// Mixed precision: f32 (default), bf16 or f16 convolutions on f32 weights (f16 with dynamic
+    /// loss scaling), like `torch.autocast`; the same as `--set precision=...`. For GPUs: on the
+    /// CPU backend 16-bit convolutions are slower than f32.
+    #[arg(long, value_name = "f32|bf16|f16")]
+    pub precision: Option<String>,
 }
 
 /// Fills in Fashion-MNIST's location when it has to be fetched.
@@ -194,13 +203,18 @@ fn provide_data(config: &mut ExperimentConfig, data_root: Option<&Path>, quiet: 
 
 /// Builds the experiment config of a `train` invocation.
 pub fn resolve_config(args: &TrainArgs) -> Result<ExperimentConfig> {
+    let mut overrides = args.overrides.clone();
+    if let Some(p) = &args.precision {
+        let p = Precision::parse(p).ok_or_else(|| anyhow!("--precision {p}: expected f32, bf16 or f16"))?;
+        overrides.push(format!("precision={}", p.name()));
+    }
     let config = match &args.config {
-        Some(path) => ExperimentConfig::load(path, &args.overrides)?,
+        Some(path) => ExperimentConfig::load(path, &overrides)?,
         None => {
             let name = args.method.as_deref().ok_or_else(|| anyhow!("give --method NAME or --config FILE (see `longtail methods`)"))?;
             let dataset = Dataset::parse(&args.dataset)?;
             let base = default_config(name, dataset, args.imbalance_factor.unwrap_or(dataset.default_imbalance()))?;
-            ExperimentConfig::from_toml(&base.to_toml(), Path::new(&format!("<default {name} config>")), &args.overrides)?
+            ExperimentConfig::from_toml(&base.to_toml(), Path::new(&format!("<default {name} config>")), &overrides)?
         }
     };
     if let Some(m) = &args.method {
@@ -226,8 +240,8 @@ pub fn run_train(args: &TrainArgs, device: Option<&str>, quiet: bool) -> Result<
     };
     let (config, run_dir, resume) = match &args.resume {
         Some(run) => {
-            if args.config.is_some() || !args.overrides.is_empty() {
-                bail!("--resume continues a run with its saved config; drop --config / --set");
+            if args.config.is_some() || !args.overrides.is_empty() || args.precision.is_some() {
+                bail!("--resume continues a run with its saved config; drop --config / --set / --precision");
             }
             let config = ExperimentConfig::load(&RunDir::new(run).config(), &[]).with_context(|| format!("{} is not a run folder", run.display()))?;
             (config, run.clone(), true)
@@ -308,6 +322,7 @@ fn data_inspect(dataset: &str, imbalance: Option<f64>, root: Option<&Path>, conf
         name: "inspect".into(),
         method: "ce".into(),
         seed: 0,
+        precision: Default::default(),
         data,
         model: longtail_models::ModelConfig::new(longtail_models::Arch::Resnet32, 1, 10, longtail_models::HeadConfig::Linear),
         stages: vec![],
@@ -363,14 +378,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Quickstart(args) => crate::quickstart::run(&args, device, cli.quiet)?,
         Command::Bench { command } => {
             let result = match command {
-                BenchCommand::Model { arch, mode, batch, image, channels, classes, steps, warmup } => {
+                BenchCommand::Model { arch, mode, batch, image, channels, classes, steps, warmup, precision } => {
                     let arch: longtail_models::Arch = serde_json::from_value(serde_json::Value::String(arch.clone())).map_err(|_| anyhow!("unknown --arch `{arch}`"))?;
                     let train = match mode.as_str() {
                         "train" => true,
                         "infer" => false,
                         other => bail!("--mode must be train or infer, got `{other}`"),
                     };
-                    crate::bench::model(arch, train, batch, image, channels, classes, steps, warmup, &select_device(device)?)?
+                    let precision = Precision::parse(&precision).ok_or_else(|| anyhow!("--precision {precision}: expected f32, bf16 or f16"))?;
+                    let spec = crate::bench::ModelBench { arch, train, batch, image, channels, classes, steps, warmup, precision };
+                    crate::bench::model(&spec, &select_device(device)?)?
                 }
                 BenchCommand::Parity => {
                     let d = select_device(device)?;

@@ -140,6 +140,21 @@ fn resume_continues_an_interrupted_run() {
     assert_eq!(state["history"].as_array().unwrap().len(), 3);
 }
 
+/// `--precision bf16` is saved in the run's config, a resumed run keeps it, and it cannot be
+/// changed on resume.
+#[test]
+fn precision_flag_is_saved_and_kept_on_resume() {
+    let ws = workspace();
+    let cwd = ws.path();
+    let o = longtail(&["-q", "train", "--config", "tiny.toml", "--precision", "bf16", "--out", "runs/m", "--max-epochs", "1"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(std::fs::read_to_string(cwd.join("runs/m/config.toml")).unwrap().contains("precision = \"bf16\""));
+    assert_clean_error(&longtail(&["train", "--resume", "runs/m", "--precision", "f16"], cwd), "--precision");
+    let o = longtail(&["-q", "train", "--resume", "runs/m", "--no-report"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(cwd.join("runs/m/final.json").exists());
+}
+
 #[test]
 fn bad_input_gives_one_line_causes_and_non_zero_exits() {
     let ws = workspace();
@@ -155,6 +170,9 @@ fn bad_input_gives_one_line_causes_and_non_zero_exits() {
     // out-of-range --set value
     assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--set", "data.long_tail.imbalance_factor=0.5"], cwd), "imbalance_factor");
     assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--set", "stages.0.lr.base=-1"], cwd), "stages.0.lr.base");
+    // unknown precision, from the flag and from --set
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--precision", "f64"], cwd), "expected f32, bf16 or f16");
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--set", "precision=fp8"], cwd), "fp8");
     // unknown method
     assert_clean_error(&longtail(&["train", "--method", "nope"], cwd), "unknown method `nope`");
     // class count that disagrees with the data

@@ -41,6 +41,7 @@ pub fn config(data: &Path, head: HeadConfig, stages: Vec<StageConfig>) -> Experi
         name: "test".into(),
         method: "test".into(),
         seed: 3,
+        precision: Default::default(),
         data: DataConfig {
             source: SourceSpec::Idx { root: data.to_path_buf(), classes: (0..CLASSES).map(|c| format!("c{c}")).collect() },
             long_tail: LongTailSpec { profile: Profile::Exp, imbalance_factor: 10.0, max_per_class: None, selection: Selection::First },
