@@ -197,7 +197,8 @@ fn gcl_clouds_are_absent_at_evaluation() {
 }
 
 /// `precision = "bf16"` / `"f16"`: the run learns like an f32 one; an fp16 run keeps its loss
-/// scaler in the run state, and a resumed fp16 run ends where an uninterrupted one does.
+/// scaler in the run state, a resumed fp16 run ends where an uninterrupted one does, and fp16
+/// works data-parallel.
 #[test]
 fn mixed_precision_runs_learn_and_resume() {
     let tmp = tempfile::tempdir().unwrap();
@@ -225,6 +226,13 @@ fn mixed_precision_runs_learn_and_resume() {
                 assert_eq!(resumed.metrics, report.metrics, "resumed fp16 run differs");
                 // the scaler's count went on from the saved state
                 assert_eq!(RunDir::new(&dir).read_state().unwrap().loss_scaler.unwrap().good_steps, 42);
+                // data parallel: every replica's slice loss is scaled, the summed gradients unscaled once
+                let two = RunOptions { data_parallel: vec![Device::flex()], ..opts(&tmp.path().join("f16-two")) };
+                let out = train(&cfg, &two).unwrap();
+                let state = RunDir::new(&out.run_dir).read_state().unwrap();
+                let losses: Vec<f64> = state.history.iter().map(|r| r.train_loss).collect();
+                assert!(losses.last().unwrap() < &(0.7 * losses[0]), "f16 data parallel: loss should fall: {losses:?}");
+                assert_eq!(state.loss_scaler.unwrap().good_steps, 42);
             }
             _ => assert!(state.loss_scaler.is_none()),
         }
