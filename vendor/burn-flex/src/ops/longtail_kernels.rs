@@ -707,39 +707,130 @@ fn nc_s(shape: &Shape) -> (usize, usize, usize) {
     (n, c, dims[2..].iter().product::<usize>().max(1))
 }
 
-/// Per-channel `(sum a, sum a*b)` over `[N, C, S]` data, in f64, in parallel over channels.
+/// Independent partial sums per reduction, which the compiler keeps in one vector register (a
+/// single serial `+=` chain cannot be vectorised without reassociating it).
+const LANES: usize = 16;
+
+/// `(sum (v - sh), sum (v - sh)^2)`.
+#[inline(always)]
+fn shifted_moments_body(v: &[f32], sh: f32) -> (f32, f32) {
+    let (mut s1, mut s2) = ([0f32; LANES], [0f32; LANES]);
+    let mut chunks = v.chunks_exact(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            let d = c[l] - sh;
+            s1[l] += d;
+            s2[l] += d * d;
+        }
+    }
+    let (mut x1, mut x2) = (s1.iter().sum::<f32>(), s2.iter().sum::<f32>());
+    for &u in chunks.remainder() {
+        let d = u - sh;
+        x1 += d;
+        x2 += d * d;
+    }
+    (x1, x2)
+}
+
+/// `(sum a, sum a * (b - sh))`.
+#[inline(always)]
+fn weighted_sums_body(a: &[f32], b: &[f32], sh: f32) -> (f32, f32) {
+    let (mut s1, mut s2) = ([0f32; LANES], [0f32; LANES]);
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (u, v) in (&mut ca).zip(&mut cb) {
+        for l in 0..LANES {
+            s1[l] += u[l];
+            s2[l] += u[l] * (v[l] - sh);
+        }
+    }
+    let (mut x1, mut x2) = (s1.iter().sum::<f32>(), s2.iter().sum::<f32>());
+    for (&u, &v) in ca.remainder().iter().zip(cb.remainder()) {
+        x1 += u;
+        x2 += u * (v - sh);
+    }
+    (x1, x2)
+}
+
+/// [`shifted_moments_body`] on 16-lane AVX-512 vectors (the auto-vectoriser shuffles lanes
+/// around instead).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn shifted_moments_avx512(v: &[f32], sh: f32) -> (f32, f32) {
+    use std::arch::x86_64::*;
+    let full = v.len() / LANES * LANES;
+    let shv = _mm512_set1_ps(sh);
+    let (mut s1, mut s2) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    let p = v.as_ptr();
+    let mut i = 0;
+    while i < full {
+        // SAFETY: i + 16 <= v.len()
+        let d = _mm512_sub_ps(unsafe { _mm512_loadu_ps(p.add(i)) }, shv);
+        s1 = _mm512_add_ps(s1, d);
+        s2 = _mm512_fmadd_ps(d, d, s2);
+        i += LANES;
+    }
+    let (r1, r2) = shifted_moments_body(&v[full..], sh);
+    (_mm512_reduce_add_ps(s1) + r1, _mm512_reduce_add_ps(s2) + r2)
+}
+
+/// [`weighted_sums_body`] on 16-lane AVX-512 vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn weighted_sums_avx512(a: &[f32], b: &[f32], sh: f32) -> (f32, f32) {
+    use std::arch::x86_64::*;
+    let len = a.len().min(b.len());
+    let full = len / LANES * LANES;
+    let shv = _mm512_set1_ps(sh);
+    let (mut s1, mut s2) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut i = 0;
+    while i < full {
+        // SAFETY: i + 16 <= len of both slices
+        let (u, w) = unsafe { (_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i))) };
+        s1 = _mm512_add_ps(s1, u);
+        s2 = _mm512_fmadd_ps(u, _mm512_sub_ps(w, shv), s2);
+        i += LANES;
+    }
+    let (r1, r2) = weighted_sums_body(&a[full..len], &b[full..len], sh);
+    (_mm512_reduce_add_ps(s1) + r1, _mm512_reduce_add_ps(s2) + r2)
+}
+
+fn shifted_moments(v: &[f32], sh: f32) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        return unsafe { shifted_moments_avx512(v, sh) };
+    }
+    shifted_moments_body(v, sh)
+}
+
+fn weighted_sums(a: &[f32], b: &[f32], sh: f32) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        return unsafe { weighted_sums_avx512(a, b, sh) };
+    }
+    weighted_sums_body(a, b, sh)
+}
+
+/// Per-channel `(sum a, sum a*b)` over `[N, C, S]` data, in f64 across samples (f32 lanes within
+/// one sample's plane), in parallel over channels.
 fn channel_sums(n: usize, c: usize, s: usize, a: &[f32], b: Option<&[f32]>, shift: &[f64]) -> Vec<(f64, f64)> {
     let one = |ch: usize| {
         let (mut sa, mut sab) = (0f64, 0f64);
+        let sh = shift[ch] as f32;
         for i in 0..n {
             let off = (i * c + ch) * s;
             let av = &a[off..off + s];
-            match b {
+            let (x1, x2) = match b {
                 // sum (a - shift) and sum (a - shift)^2
-                None => {
-                    let (mut x1, mut x2) = (0f32, 0f32);
-                    let sh = shift[ch] as f32;
-                    for &v in av {
-                        let d = v - sh;
-                        x1 += d;
-                        x2 += d * d;
-                    }
-                    sa += x1 as f64;
-                    sab += x2 as f64;
-                }
+                None => shifted_moments(av, sh),
                 // sum a and sum a * (b - shift)
-                Some(b) => {
-                    let bv = &b[off..off + s];
-                    let (mut x1, mut x2) = (0f32, 0f32);
-                    let sh = shift[ch] as f32;
-                    for (&u, &v) in av.iter().zip(bv) {
-                        x1 += u;
-                        x2 += u * (v - sh);
-                    }
-                    sa += x1 as f64;
-                    sab += x2 as f64;
-                }
-            }
+                Some(b) => weighted_sums(av, &b[off..off + s], sh),
+            };
+            sa += x1 as f64;
+            sab += x2 as f64;
         }
         (sa, sab)
     };
