@@ -4,7 +4,8 @@
 //! Cases cover stride, symmetric and asymmetric padding, dilation, groups (incl. depthwise),
 //! non-square kernels, 1x1 kernels, stride-1 "same" layouts (im2col's shifted-plane path),
 //! the direct 3x3 kernels (rows a multiple of 16 wide), batch 1 and batches larger than the kernels' sample blocks; ReLU forward and backward are
-//! checked against their definition.
+//! checked against their definition; f32 <-> bf16 / f16 casts (parallel chunks) against rounding
+//! written out here.
 
 use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
@@ -316,4 +317,54 @@ fn batch_norm_inference_with_given_statistics() {
         .collect();
     let out = batch_norm(tensor(&x, [n, c, s], &d), tensor(&gamma, [c], &d), tensor(&beta, [c], &d), tensor(&mean, [c], &d), tensor(&var, [c], &d), eps);
     assert_close("inference batch norm", &vec(out), &want, 1e-5);
+}
+
+/// `x` rounded to the nearest value with `mantissa` stored bits and exponents down to
+/// `min_exp` (gradual underflow below it), ties to even; infinite at `overflow` and above.
+/// Computed in f64 from the definition, independently of the kernels' bit tricks.
+fn round_to_format(x: f32, mantissa: i32, min_exp: i32, overflow: f64) -> f32 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    let v = x as f64;
+    let e = (v.abs().log2().floor() as i32).max(min_exp);
+    let ulp = 2f64.powi(e - mantissa);
+    let q = v / ulp;
+    let mut r = q.round();
+    if (q - q.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r -= q.signum();
+    }
+    let out = r * ulp;
+    if out.abs() >= overflow { f32::INFINITY.copysign(x) } else { out as f32 }
+}
+
+#[test]
+fn casts_to_bf16_and_f16_round_to_nearest_even_in_parallel_chunks() {
+    use burn::tensor::{DType, FloatDType};
+    let d = Device::flex();
+    // 200,003 values: several 65,536-value chunks and a remainder; the specials at both ends
+    let mut v: Vec<f32> = values(200_003, 21).iter().enumerate().map(|(i, x)| x * 2f32.powi((i % 40) as i32 - 20)).collect();
+    let specials = [
+        0.0, -0.0, 1.0, -2.5, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN_POSITIVE,
+        1.0 + 2f32.powi(-8), 1.0 + 3.0 * 2f32.powi(-8), // bf16 ties: to 1.0 and to 1 + 2^-6
+        1.0 + 2f32.powi(-11), 1.0 + 3.0 * 2f32.powi(-11), // f16 ties: to 1.0 and to 1 + 2^-9
+        65504.0, 65519.0, 65520.0, 1e5, // f16's largest, below and at the overflow point, beyond
+        6e-8, 3e-5, -1e-6, // f16 subnormals
+    ];
+    v[..specials.len()].copy_from_slice(&specials);
+    let n = v.len();
+    v[n - specials.len()..].copy_from_slice(&specials);
+    v[1000] = f32::NAN;
+    let x = tensor(&v, [n], &d);
+    let formats = [(DType::BF16, FloatDType::BF16, 7, -126, f64::INFINITY), (DType::F16, FloatDType::F16, 10, -14, 65520.0)];
+    for (dtype, float_dtype, mantissa, min_exp, overflow) in formats {
+        let half = x.clone().cast(float_dtype);
+        assert_eq!(half.dtype(), dtype);
+        let back = vec(half.cast(FloatDType::F32));
+        for (i, (&g, &x)) in back.iter().zip(&v).enumerate() {
+            let want = round_to_format(x, mantissa, min_exp, overflow);
+            let same = g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan());
+            assert!(same, "{dtype:?}[{i}]: {x:e} -> {g:e}, want {want:e}");
+        }
+    }
 }

@@ -897,6 +897,11 @@ impl FloatTensorOps<Flex> for Flex {
             return tensor;
         }
 
+        // longtail patch: f32 <-> bf16 / f16 with half's slice conversions, in parallel.
+        if let Some(t) = crate::ops::longtail_kernels::cast_half(&tensor, target_dtype) {
+            return t;
+        }
+
         let tensor = tensor.to_contiguous();
         let shape = tensor.layout().shape().clone();
 

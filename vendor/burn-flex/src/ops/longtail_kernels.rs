@@ -24,7 +24,8 @@ use alloc::vec::Vec;
 
 use burn_backend::{DType, TensorMetadata};
 use burn_backend::ops::ConvOptions;
-use burn_std::{Bytes, Shape};
+use burn_std::{Bytes, Shape, bf16, f16};
+use half::slice::HalfFloatSliceExt;
 
 use crate::{FlexTensor, Layout};
 
@@ -59,14 +60,68 @@ fn values(t: &FlexTensor) -> Values {
     let t = t.to_contiguous();
     match t.dtype() {
         DType::F32 => Values::Shared(t),
+        DType::BF16 => Values::Owned(half_to_f32::<bf16>(t.storage())),
+        DType::F16 => Values::Owned(half_to_f32::<f16>(t.storage())),
         _ => Values::Owned(t.into_data().convert::<f32>().try_into_vec::<f32>().expect("convertible to f32")),
     }
 }
 
 /// A contiguous tensor of `shape` in `dtype` from `f32` values.
 fn tensor(values: Vec<f32>, shape: Vec<usize>, dtype: DType) -> FlexTensor {
-    let t = FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(Shape::from(shape)), DType::F32);
-    if dtype == DType::F32 { t } else { FlexTensor::from_data(t.into_data().convert_dtype(dtype)) }
+    let layout = Layout::contiguous(Shape::from(shape));
+    match dtype {
+        DType::F32 => FlexTensor::new(Bytes::from_elems(values), layout, DType::F32),
+        DType::BF16 => FlexTensor::new(Bytes::from_elems(f32_to_half::<bf16>(&values)), layout, DType::BF16),
+        DType::F16 => FlexTensor::new(Bytes::from_elems(f32_to_half::<f16>(&values)), layout, DType::F16),
+        _ => FlexTensor::from_data(FlexTensor::new(Bytes::from_elems(values), layout, DType::F32).into_data().convert_dtype(dtype)),
+    }
+}
+
+// ============================================================================
+// 16-bit floats <-> f32 (mixed precision: every 16-bit convolution computes in f32)
+// ============================================================================
+
+/// Values per parallel task of a conversion.
+const CONVERT_GRAIN: usize = 1 << 16;
+
+/// `half`'s slice conversions (F16C instructions for f16 where the CPU has them), in parallel
+/// over chunks.
+fn half_to_f32<H: Sync>(src: &[H]) -> Vec<f32>
+where
+    [H]: HalfFloatSliceExt,
+{
+    let mut out = uninit_f32(src.len());
+    #[cfg(feature = "rayon")]
+    out.par_chunks_mut(CONVERT_GRAIN).zip(src.par_chunks(CONVERT_GRAIN)).for_each(|(o, i)| i.convert_to_f32_slice(o));
+    #[cfg(not(feature = "rayon"))]
+    src.convert_to_f32_slice(&mut out);
+    out
+}
+
+/// f32 to a 16-bit type, rounding to nearest even.
+fn f32_to_half<H: Send + Default + Clone>(src: &[f32]) -> Vec<H>
+where
+    [H]: HalfFloatSliceExt,
+{
+    let mut out = vec![H::default(); src.len()];
+    #[cfg(feature = "rayon")]
+    out.par_chunks_mut(CONVERT_GRAIN).zip(src.par_chunks(CONVERT_GRAIN)).for_each(|(o, i)| o.convert_from_f32_slice(i));
+    #[cfg(not(feature = "rayon"))]
+    out.convert_from_f32_slice(src);
+    out
+}
+
+/// `float_cast` between f32 and bf16 / f16 with the conversions above; `None` for other pairs.
+pub fn cast_half(t: &FlexTensor, target: DType) -> Option<FlexTensor> {
+    let shape = t.layout().shape().clone();
+    let t = t.to_contiguous();
+    Some(match (t.dtype(), target) {
+        (DType::F32, DType::BF16) => FlexTensor::new(Bytes::from_elems(f32_to_half::<bf16>(t.storage())), Layout::contiguous(shape), DType::BF16),
+        (DType::F32, DType::F16) => FlexTensor::new(Bytes::from_elems(f32_to_half::<f16>(t.storage())), Layout::contiguous(shape), DType::F16),
+        (DType::BF16, DType::F32) => FlexTensor::new(Bytes::from_elems(half_to_f32::<bf16>(t.storage())), Layout::contiguous(shape), DType::F32),
+        (DType::F16, DType::F32) => FlexTensor::new(Bytes::from_elems(half_to_f32::<f16>(t.storage())), Layout::contiguous(shape), DType::F32),
+        _ => return None,
+    })
 }
 
 /// A vector of `len` values that the caller overwrites completely before reading (skips the

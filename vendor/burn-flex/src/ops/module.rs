@@ -66,8 +66,9 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
-        // longtail patch: per-sample im2col + gemm for ungrouped f32 convolutions.
-        if options.groups == 1 && x.dtype() == DType::F32 {
+        // longtail patch: per-sample im2col + gemm (or the direct kernels) for ungrouped
+        // convolutions; bf16 / f16 operands are converted to f32 and the result rounded back.
+        if options.groups == 1 && matches!(x.dtype(), DType::F32 | DType::BF16 | DType::F16) {
             return longtail_kernels::conv2d(x, weight, bias, &options);
         }
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
