@@ -15,9 +15,11 @@
 //!
 //! The running statistics are Burn's `RunningState`, shared by the replicas and set after each
 //! step to the mean of their updates (with three or more devices the order of that sum, hence its
-//! last bits, can vary between runs). When the global rayon pool has a single thread, the
-//! replicas after the first get a one-thread pool each (a replica thread's CPU ops would
-//! otherwise wait for the pool's only worker, which waits for the replica).
+//! last bits, can vary between runs). The replicas after the first run their CPU ops on thread
+//! pools of their own (the calling thread's pool's threads divided among the slices, at least
+//! one each), never on the calling thread's pool: the caller blocks until they finish, and when
+//! every worker of that pool is blocked so (two data-parallel runs at once in one process, or a
+//! one-thread pool) a replica needing one of them would wait forever.
 //!
 //! Across nodes the same step needs an all-reduce of the summed gradients between processes
 //! (Burn's `burn-collective` crate, with one process per node); this module only spans the
@@ -99,9 +101,10 @@ where
     let mut slices = slices.into_iter();
     let first = slices.next().ok_or_else(|| TrainError::Run("a data-parallel step got an empty batch".into()))?;
     let rest: Vec<Slice> = slices.collect();
-    // a single-thread global pool is busy with the first slice: the other replicas then get a
-    // one-thread pool each (their CPU ops would otherwise wait for that thread, which waits for them)
-    let own_pools = rayon::current_num_threads() < 2;
+    // This thread blocks below until the other replicas finish, so they must not need a worker
+    // of its pool: if every worker is blocked here (two data-parallel runs in one process on a
+    // two-thread pool, or a one-thread pool), they would wait forever. Each gets a pool of its own.
+    let replica_threads = (rayon::current_num_threads() / (rest.len() + 1)).max(1);
     let work = &work;
     // the first slice on this thread, the others on their own threads (not pool workers shared
     // with this one: each replica's batch-norm update is keyed by its thread)
@@ -111,12 +114,11 @@ where
             .enumerate()
             .map(|(i, s)| {
                 scope.spawn(move || {
-                    if own_pools {
-                        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| TrainError::Run(format!("a replica's thread pool: {e}")))?;
-                        pool.install(|| work(i + 1, s))
-                    } else {
-                        work(i + 1, s)
-                    }
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(replica_threads)
+                        .build()
+                        .map_err(|e| TrainError::Run(format!("a replica's thread pool: {e}")))?;
+                    pool.install(|| work(i + 1, s))
                 })
             })
             .collect();
@@ -213,7 +215,7 @@ mod tests {
         assert!((equal_loss - want_loss).abs() > 1e-3, "the check cannot tell the weighting apart");
     }
 
-    /// With one pool thread the other replicas get pools of their own: same step, no hang.
+    /// Inside a one-thread pool (the other replicas must not wait for its only worker): same step, no hang.
     #[test]
     fn one_pool_thread_gives_the_same_step() {
         let d = Device::flex().autodiff();
