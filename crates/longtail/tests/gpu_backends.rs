@@ -1,0 +1,147 @@
+//! The `longtail` binary on the GPU backends compiled in (`--features wgpu`): the fixed-batch
+//! parity check against the CPU backend (`bench parity`: training loss, loss after one SGD step,
+//! evaluation logits, relative tolerance 1e-3) and a whole tiny training run that learns.
+//!
+//! Without `--features wgpu` these tests are skipped with a message. With it, a machine without
+//! a wgpu adapter skips them too, unless `LONGTAIL_REQUIRE_WGPU=1` (set by CI, which installs
+//! Mesa's software Vulkan driver, lavapipe, so that the wgpu backend runs without a GPU).
+
+#![cfg_attr(not(feature = "wgpu"), allow(dead_code, unused_imports))]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn longtail(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_longtail")).args(args).current_dir(cwd).env_remove("BURN_DEVICE").output().expect("run longtail")
+}
+
+fn text(o: &Output) -> String {
+    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// `Some(reason)` when the wgpu tests cannot run here (and may be skipped).
+fn wgpu_missing(cwd: &Path) -> Option<String> {
+    if !cfg!(feature = "wgpu") {
+        return Some("the wgpu backend is not compiled in (cargo test -p longtail --features wgpu)".into());
+    }
+    // a wgpu device that answers: `bench parity` prints its JSON line, or a comparison error
+    let o = longtail(&["--device", "wgpu", "bench", "parity"], cwd);
+    let out = text(&o);
+    if o.status.success() || out.contains("differs from the CPU backend") {
+        return None;
+    }
+    let reason = format!("no wgpu adapter answered ({})", out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default());
+    assert!(std::env::var("LONGTAIL_REQUIRE_WGPU").map_or(true, |v| v != "1"), "LONGTAIL_REQUIRE_WGPU=1 but {reason}\n{out}");
+    Some(reason)
+}
+
+#[test]
+fn wgpu_gives_the_cpu_backends_numbers_on_a_fixed_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(reason) = wgpu_missing(dir.path()) {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let o = longtail(&["--device", "wgpu", "bench", "parity"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let line = String::from_utf8_lossy(&o.stdout).lines().find(|l| l.contains("\"parity\"")).map(str::to_owned).unwrap_or_else(|| panic!("no parity line: {}", text(&o)));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let worst = v["largest_relative_difference"].as_f64().unwrap();
+    let (loss, cpu_loss) = (v["train_loss"].as_f64().unwrap(), v["cpu_train_loss"].as_f64().unwrap());
+    eprintln!("wgpu: largest relative difference {worst:.2e}, training loss {loss} vs cpu {cpu_loss}");
+    assert!(worst <= 1e-3, "{line}");
+    // ResNet-20 at initialisation on 10 classes: about ln 10, and the same on both backends
+    assert!((loss - cpu_loss).abs() <= 1e-3 * cpu_loss && (1.5..8.0).contains(&loss), "{line}");
+}
+
+/// 240 generated 28x28 images of four classes told apart by brightness and a three-epoch
+/// ResNet-8 config (`tiny.toml`): the run the CPU tests train.
+fn tiny_workspace(cwd: &Path) {
+    longtail_data::synthetic::write_idx_dataset(&cwd.join("data"), &[60; 4], 25, 11).unwrap();
+    let config = r#"
+name = "tiny"
+method = "ce"
+seed = 1
+[data]
+recipe = "fashion-mnist"
+source = { format = "idx", root = "data", classes = ["zero", "one", "two", "three"] }
+long_tail = { profile = { kind = "exp" }, imbalance_factor = 10, selection = { kind = "first" } }
+[model]
+arch = "resnet8"
+in_channels = 1
+num_classes = 4
+head = { kind = "linear" }
+[[stages]]
+name = "ce"
+epochs = 3
+batch_size = 16
+sampler = { kind = "instance" }
+loss = { kind = "ce" }
+lr = { base = 0.05, decay = { kind = "constant" } }
+optimizer = { weight_decay = 5e-4 }
+[loader]
+threads = 2
+"#;
+    std::fs::write(cwd.join("tiny.toml"), config).unwrap();
+}
+
+/// Three epochs of a ResNet-8 on 240 generated 28x28 images of four classes told apart by
+/// brightness: the same run the CPU tests train, here on the wgpu device end to end (loader,
+/// training steps, evaluation, checkpoints, report).
+#[test]
+fn wgpu_trains_a_tiny_run_that_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    if let Some(reason) = wgpu_missing(cwd) {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    tiny_workspace(cwd);
+    let o = longtail(&["-q", "--device", "wgpu", "train", "--config", "tiny.toml", "--out", "runs/wgpu"], cwd);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = cwd.join("runs/wgpu");
+    for f in ["final.json", "metrics.csv", "report.md", "checkpoints/final.bpk"] {
+        assert!(run.join(f).exists(), "{f}");
+    }
+    assert_learned(&run, "f32");
+}
+
+/// `--precision` on wgpu: a 16-bit type the adapter computes in trains and learns; one it does
+/// not gets the one-line config error (WGSL has no bf16; Mesa's lavapipe has f16), never a panic.
+#[test]
+fn wgpu_mixed_precision_trains_or_says_the_device_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    if let Some(reason) = wgpu_missing(cwd) {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    tiny_workspace(cwd);
+    for precision in ["f16", "bf16"] {
+        let out = format!("runs/{precision}");
+        let o = longtail(&["-q", "--device", "wgpu", "train", "--config", "tiny.toml", "--precision", precision, "--out", &out, "--no-report"], cwd);
+        let all = text(&o);
+        if o.status.success() {
+            assert_learned(&cwd.join(&out), precision);
+            eprintln!("wgpu: {precision} trains");
+        } else {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let last = err.trim_end().lines().last().unwrap_or_default();
+            assert_eq!(o.status.code(), Some(1), "{all}");
+            assert!(last.starts_with("error: ") && last.contains(&format!("does not compute in {precision}")), "{all}");
+            assert!(!err.contains("panicked"), "{all}");
+            eprintln!("wgpu: {precision} refused: {last}");
+        }
+    }
+}
+
+/// The loss of the run in `run` fell over its three epochs and its accuracy beats chance.
+fn assert_learned(run: &Path, what: &str) {
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    let losses: Vec<f64> = metrics.as_array().unwrap().iter().map(|r| r["train_loss"].as_f64().unwrap()).collect();
+    assert_eq!(losses.len(), 3, "{what}: {metrics}");
+    assert!(losses[2] < 0.8 * losses[0], "{what}: loss should fall: {losses:?}");
+    let f: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("final.json")).unwrap()).unwrap();
+    let accuracy = f["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 50.0, "{what}: accuracy {accuracy} vs chance 25");
+}
