@@ -329,12 +329,7 @@ fn round_to_format(x: f32, mantissa: i32, min_exp: i32, overflow: f64) -> f32 {
     let v = x as f64;
     let e = (v.abs().log2().floor() as i32).max(min_exp);
     let ulp = 2f64.powi(e - mantissa);
-    let q = v / ulp;
-    let mut r = q.round();
-    if (q - q.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
-        r -= q.signum();
-    }
-    let out = r * ulp;
+    let out = (v / ulp).round_ties_even().copysign(v) * ulp;
     if out.abs() >= overflow { f32::INFINITY.copysign(x) } else { out as f32 }
 }
 
@@ -350,12 +345,19 @@ fn casts_to_bf16_and_f16_round_to_nearest_even_in_parallel_chunks() {
         1.0 + 2f32.powi(-11), 1.0 + 3.0 * 2f32.powi(-11), // f16 ties: to 1.0 and to 1 + 2^-9
         65504.0, 65519.0, 65520.0, 1e5, // f16's largest, below and at the overflow point, beyond
         6e-8, 3e-5, -1e-6, // f16 subnormals
+        2f32.powi(-25), -2f32.powi(-25), 3.0 * 2f32.powi(-25), // f16 ties at the smallest subnormal: to +-0 and to 2^-23
+        1e-40, -f32::from_bits(1), 3.0 * 2f32.powi(-134), // f32 (and bf16) subnormals, a bf16 tie among them
     ];
     v[..specials.len()].copy_from_slice(&specials);
     let n = v.len();
     v[n - specials.len()..].copy_from_slice(&specials);
     v[1000] = f32::NAN;
     let x = tensor(&v, [n], &d);
+    // a transposed (non-contiguous) view of the same values: [200003] = [7, 28571.857..] does not
+    // divide, so transpose a [1000, 200] block instead and compare with its row-major copy
+    let block: Vec<f32> = v[..200_000].to_vec();
+    let transposed = tensor(&block, [1000, 200], &d).transpose();
+    let transposed_values: Vec<f32> = (0..200).flat_map(|j| (0..1000).map(move |i| (i, j))).map(|(i, j)| block[i * 200 + j]).collect();
     let formats = [(DType::BF16, FloatDType::BF16, 7, -126, f64::INFINITY), (DType::F16, FloatDType::F16, 10, -14, 65520.0)];
     for (dtype, float_dtype, mantissa, min_exp, overflow) in formats {
         let half = x.clone().cast(float_dtype);
@@ -365,6 +367,11 @@ fn casts_to_bf16_and_f16_round_to_nearest_even_in_parallel_chunks() {
             let want = round_to_format(x, mantissa, min_exp, overflow);
             let same = g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan());
             assert!(same, "{dtype:?}[{i}]: {x:e} -> {g:e}, want {want:e}");
+        }
+        let back = vec(transposed.clone().cast(float_dtype).cast(FloatDType::F32));
+        for (i, (&g, &x)) in back.iter().zip(&transposed_values).enumerate() {
+            let want = round_to_format(x, mantissa, min_exp, overflow);
+            assert!(g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()), "{dtype:?} transposed[{i}]: {x:e} -> {g:e}, want {want:e}");
         }
     }
 }

@@ -14,7 +14,7 @@
 
 /// Stack size of the pool's workers when this module creates the pool: a main thread's 8 MiB
 /// rather than rayon's 2 MiB, since a whole training run executes on one of them.
-const WORKER_STACK_BYTES: usize = 8 << 20;
+pub(crate) const WORKER_STACK_BYTES: usize = 8 << 20;
 
 /// Runs `f` on a worker thread of the global rayon pool (on the current thread if that is
 /// already a worker of a rayon pool, the global one or another) and returns its result. Panics in `f` propagate to the caller. If the global pool

@@ -15,11 +15,12 @@
 //!
 //! The running statistics are Burn's `RunningState`, shared by the replicas and set after each
 //! step to the mean of their updates (with three or more devices the order of that sum, hence its
-//! last bits, can vary between runs). The replicas after the first run their CPU ops on thread
-//! pools of their own (the calling thread's pool's threads divided among the slices, at least
-//! one each), never on the calling thread's pool: the caller blocks until they finish, and when
-//! every worker of that pool is blocked so (two data-parallel runs at once in one process, or a
-//! one-thread pool) a replica needing one of them would wait forever.
+//! last bits, can vary between runs). The first slice runs on the calling thread and its pool;
+//! each other replica runs its CPU ops on a thread pool of its own (with the calling pool's
+//! thread count divided by the number of slices, at least one thread), never on the calling
+//! thread's pool: the caller blocks until they finish, and when every worker of that pool is
+//! blocked so (two data-parallel runs at once in one process, or a one-thread pool) a replica
+//! needing one of them would wait forever.
 //!
 //! Across nodes the same step needs an all-reduce of the summed gradients between processes
 //! (Burn's `burn-collective` crate, with one process per node); this module only spans the
@@ -116,6 +117,7 @@ where
                 scope.spawn(move || {
                     let pool = rayon::ThreadPoolBuilder::new()
                         .num_threads(replica_threads)
+                        .stack_size(crate::compute_pool::WORKER_STACK_BYTES)
                         .build()
                         .map_err(|e| TrainError::Run(format!("a replica's thread pool: {e}")))?;
                     pool.install(|| work(i + 1, s))

@@ -2,14 +2,16 @@
 //! parity check against the CPU backend (`bench parity`: training loss, loss after one SGD step,
 //! evaluation logits, relative tolerance 1e-3) and a whole tiny training run that learns.
 //!
-//! Without `--features wgpu` these tests are skipped with a message. With it, a machine without
-//! a wgpu adapter skips them too, unless `LONGTAIL_REQUIRE_WGPU=1` (set by CI, which installs
-//! Mesa's software Vulkan driver, lavapipe, so that the wgpu backend runs without a GPU).
+//! Without `--features wgpu` these tests are skipped with a message, and so are they on a
+//! machine where wgpu finds no adapter; `LONGTAIL_REQUIRE_WGPU=1` turns both into failures (CI
+//! sets it, after installing Mesa's software Vulkan driver, lavapipe, so that the wgpu backend
+//! runs without a GPU). Any other failure of the wgpu run fails the tests.
 
 #![cfg_attr(not(feature = "wgpu"), allow(dead_code, unused_imports))]
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 fn longtail(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_longtail")).args(args).current_dir(cwd).env_remove("BURN_DEVICE").output().expect("run longtail")
@@ -19,32 +21,50 @@ fn text(o: &Output) -> String {
     format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-/// `Some(reason)` when the wgpu tests cannot run here (and may be skipped).
-fn wgpu_missing(cwd: &Path) -> Option<String> {
+/// `LONGTAIL_REQUIRE_WGPU=1`: a missing wgpu backend or adapter fails the tests instead of
+/// skipping them.
+fn wgpu_required() -> bool {
+    std::env::var("LONGTAIL_REQUIRE_WGPU").is_ok_and(|v| v == "1")
+}
+
+/// `longtail --device wgpu bench parity`, run once per test binary: the probe for an adapter
+/// and the parity check's result.
+fn parity_run() -> &'static Output {
+    static RUN: OnceLock<Output> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        longtail(&["--device", "wgpu", "bench", "parity"], dir.path())
+    })
+}
+
+/// `Some(reason)` when the wgpu tests cannot run here (and may be skipped): the backend is not
+/// compiled in, or wgpu found no adapter. Any other failure of the probe is a failure.
+fn wgpu_missing() -> Option<String> {
     if !cfg!(feature = "wgpu") {
-        return Some("the wgpu backend is not compiled in (cargo test -p longtail --features wgpu)".into());
+        let reason = "the wgpu backend is not compiled in (cargo test -p longtail --features wgpu)";
+        assert!(!wgpu_required(), "LONGTAIL_REQUIRE_WGPU=1 but {reason}");
+        return Some(reason.into());
     }
-    // a wgpu device that answers: `bench parity` prints its JSON line, or a comparison error
-    let o = longtail(&["--device", "wgpu", "bench", "parity"], cwd);
-    let out = text(&o);
-    if o.status.success() || out.contains("differs from the CPU backend") {
+    let o = parity_run();
+    let out = text(o);
+    let lower = out.to_lowercase();
+    if o.status.success() || !(lower.contains("no adapter") || lower.contains("no cpu device found") || lower.contains("no other device found")) {
         return None;
     }
     let reason = format!("no wgpu adapter answered ({})", out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default());
-    assert!(std::env::var("LONGTAIL_REQUIRE_WGPU").map_or(true, |v| v != "1"), "LONGTAIL_REQUIRE_WGPU=1 but {reason}\n{out}");
+    assert!(!wgpu_required(), "LONGTAIL_REQUIRE_WGPU=1 but {reason}\n{out}");
     Some(reason)
 }
 
 #[test]
 fn wgpu_gives_the_cpu_backends_numbers_on_a_fixed_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    if let Some(reason) = wgpu_missing(dir.path()) {
+    if let Some(reason) = wgpu_missing() {
         eprintln!("skipped: {reason}");
         return;
     }
-    let o = longtail(&["--device", "wgpu", "bench", "parity"], dir.path());
-    assert!(o.status.success(), "{}", text(&o));
-    let line = String::from_utf8_lossy(&o.stdout).lines().find(|l| l.contains("\"parity\"")).map(str::to_owned).unwrap_or_else(|| panic!("no parity line: {}", text(&o)));
+    let o = parity_run();
+    assert!(o.status.success(), "{}", text(o));
+    let line = String::from_utf8_lossy(&o.stdout).lines().find(|l| l.contains("\"parity\"")).map(str::to_owned).unwrap_or_else(|| panic!("no parity line: {}", text(o)));
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     let worst = v["largest_relative_difference"].as_f64().unwrap();
     let (loss, cpu_loss) = (v["train_loss"].as_f64().unwrap(), v["cpu_train_loss"].as_f64().unwrap());
@@ -92,7 +112,7 @@ threads = 2
 fn wgpu_trains_a_tiny_run_that_learns() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
-    if let Some(reason) = wgpu_missing(cwd) {
+    if let Some(reason) = wgpu_missing() {
         eprintln!("skipped: {reason}");
         return;
     }
@@ -112,7 +132,7 @@ fn wgpu_trains_a_tiny_run_that_learns() {
 fn wgpu_mixed_precision_trains_or_says_the_device_cannot() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
-    if let Some(reason) = wgpu_missing(cwd) {
+    if let Some(reason) = wgpu_missing() {
         eprintln!("skipped: {reason}");
         return;
     }

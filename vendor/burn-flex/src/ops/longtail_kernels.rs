@@ -113,6 +113,9 @@ where
 
 /// `float_cast` between f32 and bf16 / f16 with the conversions above; `None` for other pairs.
 pub fn cast_half(t: &FlexTensor, target: DType) -> Option<FlexTensor> {
+    if !matches!((t.dtype(), target), (DType::F32, DType::BF16 | DType::F16) | (DType::BF16 | DType::F16, DType::F32)) {
+        return None;
+    }
     let shape = t.layout().shape().clone();
     let t = t.to_contiguous();
     Some(match (t.dtype(), target) {
