@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::{CONFIG, workspace};
+
 fn longtail(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_longtail")).args(args).current_dir(cwd).env("BURN_DEVICE", "flex").output().expect("run longtail")
 }
@@ -19,40 +22,6 @@ fn assert_clean_error(o: &Output, needle: &str) {
     assert!(last.starts_with("error: "), "stderr: {err}");
     assert!(err.contains(needle), "expected `{needle}` in: {err}");
     assert!(!err.contains("panicked") && !err.contains("stack backtrace") && !err.contains("RUST_BACKTRACE"), "{err}");
-}
-
-const CONFIG: &str = r#"
-name = "tiny"
-method = "ce"
-seed = 1
-[data]
-recipe = "fashion-mnist"
-source = { format = "idx", root = "data", classes = ["zero", "one", "two", "three"] }
-long_tail = { profile = { kind = "exp" }, imbalance_factor = 10, selection = { kind = "first" } }
-hierarchy = "groups.toml"
-[model]
-arch = "resnet8"
-in_channels = 1
-num_classes = 4
-head = { kind = "linear" }
-[[stages]]
-name = "ce"
-epochs = 3
-batch_size = 16
-sampler = { kind = "instance" }
-loss = { kind = "ce" }
-lr = { base = 0.05, decay = { kind = "constant" } }
-optimizer = { weight_decay = 5e-4 }
-[loader]
-threads = 2
-"#;
-
-fn workspace() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    longtail_data::synthetic::write_idx_dataset(&dir.path().join("data"), &[60; 4], 25, 11).unwrap();
-    std::fs::write(dir.path().join("tiny.toml"), CONFIG).unwrap();
-    std::fs::write(dir.path().join("groups.toml"), "[[group]]\nname = \"dark\"\nclasses = [\"zero\", \"one\"]\n[[group]]\nname = \"bright\"\nclasses = [\"two\", \"three\"]\n").unwrap();
-    dir
 }
 
 fn assert_png(path: &Path) {

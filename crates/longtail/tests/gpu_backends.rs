@@ -13,6 +13,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+mod common;
+use common::workspace;
+
 fn longtail(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_longtail")).args(args).current_dir(cwd).env_remove("BURN_DEVICE").output().expect("run longtail")
 }
@@ -74,49 +77,17 @@ fn wgpu_gives_the_cpu_backends_numbers_on_a_fixed_batch() {
     assert!((loss - cpu_loss).abs() <= 1e-3 * cpu_loss && (1.5..8.0).contains(&loss), "{line}");
 }
 
-/// 240 generated 28x28 images of four classes told apart by brightness and a three-epoch
-/// ResNet-8 config (`tiny.toml`): the run the CPU tests train.
-fn tiny_workspace(cwd: &Path) {
-    longtail_data::synthetic::write_idx_dataset(&cwd.join("data"), &[60; 4], 25, 11).unwrap();
-    let config = r#"
-name = "tiny"
-method = "ce"
-seed = 1
-[data]
-recipe = "fashion-mnist"
-source = { format = "idx", root = "data", classes = ["zero", "one", "two", "three"] }
-long_tail = { profile = { kind = "exp" }, imbalance_factor = 10, selection = { kind = "first" } }
-[model]
-arch = "resnet8"
-in_channels = 1
-num_classes = 4
-head = { kind = "linear" }
-[[stages]]
-name = "ce"
-epochs = 3
-batch_size = 16
-sampler = { kind = "instance" }
-loss = { kind = "ce" }
-lr = { base = 0.05, decay = { kind = "constant" } }
-optimizer = { weight_decay = 5e-4 }
-[loader]
-threads = 2
-"#;
-    std::fs::write(cwd.join("tiny.toml"), config).unwrap();
-}
-
 /// Three epochs of a ResNet-8 on 240 generated 28x28 images of four classes told apart by
 /// brightness: the same run the CPU tests train, here on the wgpu device end to end (loader,
 /// training steps, evaluation, checkpoints, report).
 #[test]
 fn wgpu_trains_a_tiny_run_that_learns() {
-    let dir = tempfile::tempdir().unwrap();
-    let cwd = dir.path();
     if let Some(reason) = wgpu_missing() {
         eprintln!("skipped: {reason}");
         return;
     }
-    tiny_workspace(cwd);
+    let ws = workspace();
+    let cwd = ws.path();
     let o = longtail(&["-q", "--device", "wgpu", "train", "--config", "tiny.toml", "--out", "runs/wgpu"], cwd);
     assert!(o.status.success(), "{}", text(&o));
     let run = cwd.join("runs/wgpu");
@@ -130,13 +101,12 @@ fn wgpu_trains_a_tiny_run_that_learns() {
 /// not gets the one-line config error (WGSL has no bf16; Mesa's lavapipe has f16), never a panic.
 #[test]
 fn wgpu_mixed_precision_trains_or_says_the_device_cannot() {
-    let dir = tempfile::tempdir().unwrap();
-    let cwd = dir.path();
     if let Some(reason) = wgpu_missing() {
         eprintln!("skipped: {reason}");
         return;
     }
-    tiny_workspace(cwd);
+    let ws = workspace();
+    let cwd = ws.path();
     for precision in ["f16", "bf16"] {
         let out = format!("runs/{precision}");
         let o = longtail(&["-q", "--device", "wgpu", "train", "--config", "tiny.toml", "--precision", precision, "--out", &out, "--no-report"], cwd);
