@@ -60,20 +60,18 @@ fn values(t: &FlexTensor) -> Values {
     let t = t.to_contiguous();
     match t.dtype() {
         DType::F32 => Values::Shared(t),
-        DType::BF16 => Values::Owned(half_to_f32::<bf16>(t.storage())),
-        DType::F16 => Values::Owned(half_to_f32::<f16>(t.storage())),
+        DType::BF16 | DType::F16 => Values::Owned(half_values(&t)),
         _ => Values::Owned(t.into_data().convert::<f32>().try_into_vec::<f32>().expect("convertible to f32")),
     }
 }
 
 /// A contiguous tensor of `shape` in `dtype` from `f32` values.
 fn tensor(values: Vec<f32>, shape: Vec<usize>, dtype: DType) -> FlexTensor {
-    let layout = Layout::contiguous(Shape::from(shape));
+    let shape = Shape::from(shape);
     match dtype {
-        DType::F32 => FlexTensor::new(Bytes::from_elems(values), layout, DType::F32),
-        DType::BF16 => FlexTensor::new(Bytes::from_elems(f32_to_half::<bf16>(&values)), layout, DType::BF16),
-        DType::F16 => FlexTensor::new(Bytes::from_elems(f32_to_half::<f16>(&values)), layout, DType::F16),
-        _ => FlexTensor::from_data(FlexTensor::new(Bytes::from_elems(values), layout, DType::F32).into_data().convert_dtype(dtype)),
+        DType::F32 => FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32),
+        DType::BF16 | DType::F16 => half_tensor(&values, shape, dtype),
+        _ => FlexTensor::from_data(FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32).into_data().convert_dtype(dtype)),
     }
 }
 
@@ -111,19 +109,38 @@ where
     out
 }
 
+/// The values of a contiguous bf16 / f16 tensor as f32.
+fn half_values(t: &FlexTensor) -> Vec<f32> {
+    match t.dtype() {
+        DType::BF16 => half_to_f32::<bf16>(t.storage()),
+        DType::F16 => half_to_f32::<f16>(t.storage()),
+        other => unreachable!("half_values of {other:?}"),
+    }
+}
+
+/// A contiguous bf16 / f16 (`dtype`) tensor of `shape` from f32 values.
+fn half_tensor(values: &[f32], shape: Shape, dtype: DType) -> FlexTensor {
+    let bytes = match dtype {
+        DType::BF16 => Bytes::from_elems(f32_to_half::<bf16>(values)),
+        DType::F16 => Bytes::from_elems(f32_to_half::<f16>(values)),
+        other => unreachable!("half_tensor in {other:?}"),
+    };
+    FlexTensor::new(bytes, Layout::contiguous(shape), dtype)
+}
+
 /// `float_cast` between f32 and bf16 / f16 with the conversions above; `None` for other pairs.
 pub fn cast_half(t: &FlexTensor, target: DType) -> Option<FlexTensor> {
-    if !matches!((t.dtype(), target), (DType::F32, DType::BF16 | DType::F16) | (DType::BF16 | DType::F16, DType::F32)) {
-        return None;
-    }
+    let to_half = match (t.dtype(), target) {
+        (DType::F32, DType::BF16 | DType::F16) => true,
+        (DType::BF16 | DType::F16, DType::F32) => false,
+        _ => return None,
+    };
     let shape = t.layout().shape().clone();
     let t = t.to_contiguous();
-    Some(match (t.dtype(), target) {
-        (DType::F32, DType::BF16) => FlexTensor::new(Bytes::from_elems(f32_to_half::<bf16>(t.storage())), Layout::contiguous(shape), DType::BF16),
-        (DType::F32, DType::F16) => FlexTensor::new(Bytes::from_elems(f32_to_half::<f16>(t.storage())), Layout::contiguous(shape), DType::F16),
-        (DType::BF16, DType::F32) => FlexTensor::new(Bytes::from_elems(half_to_f32::<bf16>(t.storage())), Layout::contiguous(shape), DType::F32),
-        (DType::F16, DType::F32) => FlexTensor::new(Bytes::from_elems(half_to_f32::<f16>(t.storage())), Layout::contiguous(shape), DType::F32),
-        _ => return None,
+    Some(if to_half {
+        half_tensor(t.storage(), shape, target)
+    } else {
+        FlexTensor::new(Bytes::from_elems(half_values(&t)), Layout::contiguous(shape), DType::F32)
     })
 }
 
