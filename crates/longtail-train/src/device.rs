@@ -57,21 +57,74 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         }
         "cuda" => {
             #[cfg(feature = "cuda")]
-            return Ok(Device::cuda(index(spec, rest)?));
+            return probe(spec, Device::cuda(index(spec, rest)?));
             #[cfg(not(feature = "cuda"))]
             return Err(missing("cuda"));
         }
         "wgpu" => {
             #[cfg(feature = "wgpu")]
-            return Ok(match rest {
-                Some(_) => Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(index(spec, rest)?)),
-                None => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-            });
+            return probe(
+                spec,
+                match rest {
+                    Some(_) => Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(index(spec, rest)?)),
+                    None => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+                },
+            );
             #[cfg(not(feature = "wgpu"))]
             return Err(missing("wgpu"));
         }
         _ => Err(TrainError::Device(spec.into(), format!("expected one of: {} (or cpu, cuda:N, wgpu:N)", compiled_backends().join(", ")))),
     }
+}
+
+/// Adds 1 and 2 on a GPU `device` and reads the sum back, so that a backend that is compiled in
+/// but cannot start (no driver, no adapter, no `libnvrtc` or CUDA headers) ends here in one
+/// line naming the device and the backend's own reason, not in a panic inside the first
+/// training step. The backends report these failures by panicking, often on a runtime thread of
+/// their own (the caller then sees only a closed channel), so the probe swaps the process's
+/// panic hook for one that records every panic message meanwhile and reports the first: the
+/// cause. Device selection happens before any other work starts. CPU backends are not probed.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn probe(spec: &str, device: Device) -> Result<Device> {
+    use burn::tensor::Tensor;
+    use std::sync::{Arc, Mutex};
+    let panics = Arc::new(Mutex::new(Vec::<String>::new()));
+    let hook = std::panic::take_hook();
+    let record = Arc::clone(&panics);
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
+        if let Ok(mut v) = record.lock() {
+            v.push(msg);
+        }
+    }));
+    let sum = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Tensor::<1>::from_floats([1.0, 2.0], &device).sum().into_scalar::<f32>()));
+    std::panic::set_hook(hook);
+    let reason = match sum {
+        Ok(v) if v == 3.0 => return Ok(device),
+        Ok(v) => format!("1 + 2 came back as {v}"),
+        Err(_) => {
+            let panics = panics.lock().map(|v| v.clone()).unwrap_or_default();
+            let first = panics.iter().flat_map(|m| m.lines()).map(str::trim).find(|l| !l.is_empty());
+            without_name_list(first.unwrap_or("the backend panicked"))
+        }
+    };
+    Err(TrainError::DeviceUnavailable(spec.into(), reason))
+}
+
+/// cudarc's "cannot load a library" message lists the 30-odd file names it tried and ends by
+/// referring to that list; the line keeps the cause and the hint ("Unable to dynamically load
+/// the "cuda" shared library. Ensure that `LD_LIBRARY_PATH` has the correct path to the
+/// installed library.").
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn without_name_list(msg: &str) -> String {
+    const LIST: &str = " - searched for library names: [";
+    const ASIDE: &str = " If the shared library is present on the system under a different name";
+    let Some((start, end)) = msg.find(LIST).and_then(|start| msg[start..].find("].").map(|end| (start, start + end + 1))) else {
+        return msg.to_string();
+    };
+    let rest = &msg[end..];
+    format!("{}{}", &msg[..start], &rest[..rest.find(ASIDE).unwrap_or(rest.len())])
 }
 
 /// The device named by `flag`, else `BURN_DEVICE`, else the first compiled CPU backend.

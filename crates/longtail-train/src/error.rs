@@ -31,6 +31,9 @@ pub enum TrainError {
 
     #[error("unknown device `{0}`; {1}")]
     Device(String, String),
+
+    #[error("device `{0}` is compiled in but does not answer: {1}")]
+    DeviceUnavailable(String, String),
 }
 
 impl TrainError {

@@ -1,13 +1,16 @@
-//! The `longtail` binary on the GPU backends compiled in (`--features wgpu`): the fixed-batch
-//! parity check against the CPU backend (`bench parity`: training loss, loss after one SGD step,
-//! evaluation logits, relative tolerance 1e-3) and a whole tiny training run that learns.
+//! The `longtail` binary on the GPU backends compiled in (`--features wgpu,cuda`): the
+//! fixed-batch parity check against the CPU backend (`bench parity`: training loss, loss after
+//! one SGD step, evaluation logits, relative tolerance 1e-3) and a whole tiny training run that
+//! learns.
 //!
-//! Without `--features wgpu` these tests are skipped with a message, and so are they on a
+//! Without `--features wgpu` the wgpu tests are skipped with a message, and so are they on a
 //! machine where wgpu finds no adapter; `LONGTAIL_REQUIRE_WGPU=1` turns both into failures (CI
 //! sets it, after installing Mesa's software Vulkan driver, lavapipe, so that the wgpu backend
-//! runs without a GPU). Any other failure of the wgpu run fails the tests.
+//! runs without a GPU). Any other failure of the wgpu run fails the tests. With `--features
+//! cuda` and no GPU (CI), `--device cuda` must end in the device probe's one-line error; with a
+//! GPU it must pass the parity check (`LONGTAIL_REQUIRE_CUDA=1` makes the error a failure).
 
-#![cfg_attr(not(feature = "wgpu"), allow(dead_code, unused_imports))]
+#![cfg_attr(not(all(feature = "wgpu", feature = "cuda")), allow(dead_code, unused_imports))]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -51,7 +54,7 @@ fn wgpu_missing() -> Option<String> {
     let o = parity_run();
     let out = text(o);
     let lower = out.to_lowercase();
-    if o.status.success() || !(lower.contains("no adapter") || lower.contains("no cpu device found") || lower.contains("no other device found")) {
+    if o.status.success() || !lower.contains("device `wgpu` is compiled in but does not answer") || !(lower.contains("no adapter") || lower.contains("no cpu device found") || lower.contains("no other device found")) {
         return None;
     }
     let reason = format!("no wgpu adapter answered ({})", out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default());
@@ -65,16 +68,46 @@ fn wgpu_gives_the_cpu_backends_numbers_on_a_fixed_batch() {
         eprintln!("skipped: {reason}");
         return;
     }
-    let o = parity_run();
+    assert_parity("wgpu", parity_run());
+}
+
+/// The parity line of a successful `bench parity` run on `name` is within tolerance.
+fn assert_parity(name: &str, o: &Output) {
     assert!(o.status.success(), "{}", text(o));
     let line = String::from_utf8_lossy(&o.stdout).lines().find(|l| l.contains("\"parity\"")).map(str::to_owned).unwrap_or_else(|| panic!("no parity line: {}", text(o)));
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     let worst = v["largest_relative_difference"].as_f64().unwrap();
     let (loss, cpu_loss) = (v["train_loss"].as_f64().unwrap(), v["cpu_train_loss"].as_f64().unwrap());
-    eprintln!("wgpu: largest relative difference {worst:.2e}, training loss {loss} vs cpu {cpu_loss}");
+    eprintln!("{name}: largest relative difference {worst:.2e}, training loss {loss} vs cpu {cpu_loss}");
     assert!(worst <= 1e-3, "{line}");
     // ResNet-20 at initialisation on 10 classes: about ln 10, and the same on both backends
     assert!((loss - cpu_loss).abs() <= 1e-3 * cpu_loss && (1.5..8.0).contains(&loss), "{line}");
+}
+
+/// `--device cuda`: with a GPU that answers, the parity check passes; without one (no driver,
+/// no `libnvrtc`, as on CI), the device probe ends the run in one line naming the device, exit
+/// code 1, no panic and no "internal error". `LONGTAIL_REQUIRE_CUDA=1` (a GPU machine) makes
+/// that line a failure.
+#[test]
+fn cuda_gives_the_cpu_backends_numbers_or_a_one_line_error() {
+    if !cfg!(feature = "cuda") {
+        eprintln!("skipped: the cuda backend is not compiled in (cargo test -p longtail --features cuda)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = longtail(&["--device", "cuda", "bench", "parity"], dir.path());
+    if o.status.success() {
+        return assert_parity("cuda", &o);
+    }
+    let (all, err) = (text(&o), String::from_utf8_lossy(&o.stderr));
+    assert!(!std::env::var("LONGTAIL_REQUIRE_CUDA").is_ok_and(|v| v == "1"), "LONGTAIL_REQUIRE_CUDA=1 but the cuda device failed:\n{all}");
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{all}");
+    assert!(err.starts_with("error: device `cuda` is compiled in but does not answer: "), "{all}");
+    assert!(!err.contains("panicked") && !err.contains("internal error"), "{all}");
+    // cudarc's list of the 30-odd library file names it tried is cut from the line
+    assert!(!err.contains("searched for library names"), "{all}");
+    eprintln!("cuda: {}", err.trim_end());
 }
 
 /// Three epochs of a ResNet-8 on 240 generated 28x28 images of four classes told apart by
