@@ -46,6 +46,11 @@ pub struct StepResult {
     pub grads: GradientsParams,
 }
 
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "(no message)".into())
+}
+
 /// Splits `batch` into `parts` contiguous slices whose sizes differ by at most one (fewer
 /// slices when the batch is smaller than `parts`; none of them empty).
 pub fn split_batch(batch: HostBatch, parts: usize) -> Vec<HostBatch> {
@@ -125,7 +130,13 @@ where
             })
             .collect();
         let first_out = work(0, first);
-        let rest_out: Vec<_> = handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+        // a replica that panicked ends the step with an error that carries the panic's message (its
+        // thread's panic output may have gone to another thread's capture, e.g. under libtest)
+        let rest_out: Vec<_> = handles
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| h.join().unwrap_or_else(|payload| Err(TrainError::Run(format!("data-parallel replica {} panicked: {}", i + 1, panic_message(payload.as_ref()))))))
+            .collect();
         (first_out, rest_out)
     });
     let mut accumulator = GradientsAccumulator::<Network>::new();
@@ -230,6 +241,31 @@ mod tests {
         });
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 1e-4 * w.abs().max(1.0), "logits {got:?} vs {want:?}");
+        }
+    }
+
+    /// A replica (slice 2 of 2) whose loss panics: the step ends with an error that carries the
+    /// panic's message, not with the panic re-raised without it.
+    #[test]
+    fn a_panicking_replica_is_an_error_with_its_message() {
+        let d = Device::flex().autodiff();
+        let net = ModelConfig::new(Arch::Resnet8, 1, 2, HeadConfig::Linear).init(0, &d).unwrap();
+        let slices = [batch(&[(true, 0), (false, 1)]), batch(&[(true, 1), (false, 0)])].into_iter().map(|b| Slice { device: d.clone(), batch: b, fusing: None }).collect();
+        let loss_of = |i: usize, net: &Network, b: DeviceBatch, f: Option<DeviceBatch>, rng: &mut ChaCha8Rng| {
+            if i == 1 {
+                panic!("replica loss exploded");
+            }
+            ce(i, net, b, f, rng)
+        };
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&net, &d, slices, &mut ChaCha8Rng::seed_from_u64(0), 1.0, loss_of)));
+        std::panic::set_hook(hook);
+        match r {
+            Ok(Err(TrainError::Run(msg))) => assert_eq!(msg, "data-parallel replica 1 panicked: replica loss exploded"),
+            Ok(Err(e)) => panic!("another error: {e}"),
+            Ok(Ok(_)) => panic!("the step succeeded"),
+            Err(_) => panic!("the step panicked instead of returning an error"),
         }
     }
 
