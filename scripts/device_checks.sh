@@ -1,30 +1,101 @@
 #!/usr/bin/env bash
-# GPU checks run on a lent NVIDIA machine (no Rust toolchain there): the wgpu build of `longtail`
-# and the `import_check` example are built on a CPU machine, xz-compressed into .devcarry/, and
-# carried with Debian's Vulkan/GL loaders (.gl/). Writes fixtures, the import check, backend
-# parity and throughput (ours on wgpu against PyTorch eager on CUDA, fp32 and bf16) to $OUT.
+# GPU checks on a lent NVIDIA machine (no Rust toolchain there, no network). Prepare the carried
+# files here first with scripts/prepare_device_checks.sh, then run this with the device tool
+# (carry [".devcarry", ".gl"], timeout_s 600). Every step has a time-out and the whole script a
+# budget (BUDGET seconds, default 540): the most important checks come first, and what does not
+# fit is skipped with a line saying so. Everything goes to $OUT/device_checks.log:
+#   1. CUDA and wgpu give the CPU backend's losses on a fixed batch (`bench parity`);
+#   2. ResNet-32 training (b128) ours on CUDA against PyTorch eager on CUDA, fp32 and bf16;
+#   3. the CIFAR-10-LT recipe timed: 3 epochs of LDAM-DRW on CUDA (CIFAR-10-sized files of
+#      random pixels: the machine cannot fetch CIFAR), to scale to the 200 of the recipe;
+#   4. inference and ResNet-50 (b64, 224x224) rows; 5. the same rows on wgpu (Vulkan);
+#   6. the torchvision import check.
 set -u
 OUT=${OUT:-/tmp/out}
+BUDGET=${BUDGET:-540}
+START=$(date +%s)
 mkdir -p "$OUT/fixtures" /tmp/b
-for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+
+# step SECONDS CMD...: runs CMD for at most SECONDS (fewer when the budget is shorter), or
+# skips it when under 20 s of the budget are left.
+step() {
+  local want=$1 left
+  shift
+  left=$((BUDGET - ($(date +%s) - START)))
+  if [ "$left" -lt 20 ]; then echo "skipped (budget spent): $*"; return 0; fi
+  [ "$want" -gt "$left" ] && want=$left
+  echo "\$ $*"
+  timeout "$want" "$@"
+  echo "(exit $?, $(($(date +%s) - START)) s into the script)"
+}
+
+# Vulkan (wgpu): Debian's loader and GL vendor-neutral libraries next to NVIDIA's ICD.
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
 ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$ICD" ] && export VK_DRIVER_FILES=$ICD __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-xz -dc .devcarry/longtail.xz > /tmp/b/longtail; xz -dc .devcarry/import_check.xz > /tmp/b/import_check; chmod +x /tmp/b/*
+
+# CUDA (NVRTC): the machine's toolkit headers if it has them, else the carried CUDA 12.8 ones;
+# libnvrtc from the toolkit or from the nvidia-* wheels PyTorch installed.
+if [ ! -d "${CUDA_PATH:-/usr/local/cuda}/include" ]; then
+  mkdir -p /tmp/cuda && tar -C /tmp/cuda -xJf .devcarry/cuda-include.tar.xz && export CUDA_PATH=/tmp/cuda
+fi
+NVRTC_DIRS=$(python3 -c "
+import glob, os, site
+dirs = {os.path.dirname(p) for d in site.getsitepackages() for p in glob.glob(d + '/nvidia/**/libnvrtc.so*', recursive=True)}
+print(':'.join(sorted(dirs)))" 2>/dev/null)
+export LD_LIBRARY_PATH=${NVRTC_DIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+xz -dc .devcarry/longtail.xz > /tmp/b/longtail
+xz -dc .devcarry/import_check.xz > /tmp/b/import_check
+chmod +x /tmp/b/*
 LT=/tmp/b/longtail
+
+# row DEVICE ARCH MODE BATCH IMAGE STEPS [PRECISION]: ours, then PyTorch eager on CUDA.
+row() {
+  local dev=$1 arch=$2 mode=$3 batch=$4 image=$5 steps=$6 prec=${7:-f32} amp=none
+  [ "$prec" != f32 ] && amp=$prec
+  step 120 $LT --device "$dev" bench model --arch "$arch" --mode "$mode" --batch "$batch" --image "$image" --steps "$steps" --warmup 3 --precision "$prec"
+  step 120 python3 bench/pytorch_bench.py --arch "$arch" --mode "$mode" --batch "$batch" --image "$image" --steps "$steps" --warmup 3 --device cuda --amp "$amp"
+}
+
 {
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
-python3 -c "import torchvision; print('torchvision', torchvision.__version__)" || echo "no torchvision"
-echo "== fixtures"; timeout 300 python3 crates/longtail-models/tests/fixtures/make_fixtures.py "$OUT/fixtures" --resnet50
-echo "== torchvision import check"; timeout 120 /tmp/b/import_check "$OUT/fixtures"; rm -f "$OUT/fixtures/resnet50.pth"
-echo "== parity"; timeout 300 $LT --device wgpu bench parity
-echo "== throughput"
-for round in 1 2; do
-  for row in "resnet32 train 128 32 10" "resnet32 infer 128 32 20" "resnet50 train 64 224 6" "resnet50 infer 64 224 10"; do
-    set -- $row
-    timeout 300 $LT --device wgpu bench model --arch $1 --mode $2 --batch $3 --image $4 --steps $5 --warmup 3
-    timeout 300 python3 bench/pytorch_bench.py --arch $1 --mode $2 --batch $3 --image $4 --steps $5 --warmup 3 --device cuda
-    timeout 300 python3 bench/pytorch_bench.py --arch $1 --mode $2 --batch $3 --image $4 --steps $5 --warmup 3 --device cuda --amp bf16
-  done
-done
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
+  echo "CUDA_PATH=${CUDA_PATH:-/usr/local/cuda} LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+
+  echo "== 1. parity with the CPU backend"
+  step 150 $LT --device cuda bench parity
+  step 90 $LT --device wgpu bench parity
+
+  echo "== 2. ResNet-32 training, CUDA"
+  row cuda resnet32 train 128 32 20
+  row cuda resnet32 train 128 32 20 bf16
+
+  echo "== 3. CIFAR-10-LT recipe, 3 epochs of 200, CUDA"
+  step 60 python3 -c "
+import numpy as np, os
+d = '/tmp/cifar/cifar-10-batches-bin'; os.makedirs(d, exist_ok=True)
+rng = np.random.default_rng(0)
+for name in [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']:
+    rec = np.empty((10000, 3073), np.uint8)
+    rec[:, 0] = np.arange(10000) % 10
+    rec[:, 1:] = rng.integers(0, 256, (10000, 3072), dtype=np.uint8)
+    rec.tofile(os.path.join(d, name))"
+  step 200 $LT --device cuda train --method ldam-drw --dataset cifar10-lt --data-root /tmp/cifar --max-epochs 3 --no-report --out /tmp/run
+
+  echo "== 4. inference and ResNet-50, CUDA"
+  row cuda resnet32 infer 128 32 40
+  row cuda resnet50 train 64 224 6
+  row cuda resnet50 train 64 224 6 bf16
+  row cuda resnet50 infer 64 224 10
+
+  echo "== 5. wgpu (Vulkan)"
+  step 120 $LT --device wgpu bench model --arch resnet32 --mode train --batch 128 --steps 20 --warmup 3
+  step 120 $LT --device wgpu bench model --arch resnet50 --mode train --batch 64 --image 224 --steps 6 --warmup 3
+
+  echo "== 6. torchvision import check"
+  step 120 python3 crates/longtail-models/tests/fixtures/make_fixtures.py "$OUT/fixtures" --resnet50
+  step 60 /tmp/b/import_check "$OUT/fixtures"
+  rm -f "$OUT/fixtures/resnet50.pth"
 } 2>&1 | tee "$OUT/device_checks.log"
