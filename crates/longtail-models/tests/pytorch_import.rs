@@ -1,6 +1,8 @@
 //! Loading PyTorch-format checkpoints written by tests/fixtures/make_fixtures.py (PyTorch's own
 //! `torch.save`, LDAM-DRW checkpoint layout): the tensors land where they belong and evaluation-mode
-//! logits equal PyTorch's on the same input.
+//! logits equal PyTorch's on the same input. The torchvision ResNet-50 check writes its 100 MB
+//! fixture at test time and runs only where `python3` has torch and torchvision (skipped with a
+//! message otherwise, as on CI).
 
 use std::path::{Path, PathBuf};
 
@@ -74,4 +76,31 @@ fn a_checkpoint_for_another_architecture_names_the_missing_keys() {
     let net = ModelConfig::new(Arch::Resnet20, 3, 10, HeadConfig::Linear).init(5, &d).unwrap();
     let err = import_pytorch(net, &fixture("resnet8_linear.pth"), PytorchLayout::LdamCifar, true).unwrap_err().to_string();
     assert!(err.contains("layer1.1"), "{err}");
+}
+
+/// torchvision's `resnet50` (seeded, batch-norm statistics moved off their defaults) written by
+/// `make_fixtures.py --resnet50` into a temporary folder, imported with
+/// `import_torchvision_resnet`: evaluation-mode logits of a 2x3x64x64 input equal PyTorch's
+/// (measured 7.1e-7 largest difference, logits up to 0.45).
+#[test]
+fn torchvision_resnet50_reproduces_pytorch_logits() {
+    let has_torchvision = std::process::Command::new("python3").args(["-c", "import torch, torchvision"]).output().is_ok_and(|o| o.status.success());
+    if !has_torchvision {
+        eprintln!("skipped: python3 with torch and torchvision is needed to write the ResNet-50 fixture (pip install torch torchvision)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new("python3").arg(fixture("make_fixtures.py")).arg(dir.path()).arg("--resnet50").output().unwrap();
+    assert!(o.status.success(), "make_fixtures.py: {}", String::from_utf8_lossy(&o.stderr));
+    let d = Device::flex();
+    let net = ModelConfig::new(Arch::Resnet50, 3, 1000, HeadConfig::Linear).init(0, &d).unwrap();
+    let net = longtail_models::weights::import_torchvision_resnet(net, &dir.path().join("resnet50.pth"), true).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("resnet50_expected.json")).unwrap()).unwrap();
+    let want: Vec<f32> = v["logits"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32)).collect();
+    let got = net.valid().predict(formula_input([2, 3, 64, 64], &d)).into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(got.len(), 2000);
+    let scale = want.iter().fold(0f32, |m, w| m.max(w.abs())).max(1.0);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!((g - w).abs() < 1e-4 * scale, "logit {i}: {g} vs PyTorch {w}");
+    }
 }
