@@ -10,28 +10,33 @@
 #      random pixels: the machine cannot fetch CIFAR), to scale to the 200 of the recipe;
 #   4. inference and ResNet-50 (b64, 224x224) rows; 5. the same rows on wgpu (Vulkan).
 # (The torchvision import check runs on the CPU: tests/pytorch_import.rs, where torchvision is.)
-set -u
+set -uo pipefail
+cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
 BUDGET=${BUDGET:-540}
 START=$(date +%s)
 mkdir -p "$OUT" /tmp/b
 
 # step SECONDS CMD...: runs CMD for at most SECONDS (fewer when the budget is shorter), or
-# skips it when under 20 s of the budget are left.
+# skips it when under 20 s of the budget are left. A failed step is listed in $OUT/failed.
+: > "$OUT/failed"
 step() {
-  local want=$1 left
+  local want=$1 left rc
   shift
   left=$((BUDGET - ($(date +%s) - START)))
   if [ "$left" -lt 20 ]; then echo "skipped (budget spent): $*"; return 0; fi
   [ "$want" -gt "$left" ] && want=$left
   echo "\$ $*"
   timeout "$want" "$@"
-  echo "(exit $?, $(($(date +%s) - START)) s into the script)"
+  rc=$?
+  echo "(exit $rc, $(($(date +%s) - START)) s into the script)"
+  [ "$rc" -eq 0 ] || echo "$rc $*" | cut -c1-200 >> "$OUT/failed"
 }
 
-# Vulkan (wgpu): Debian's loader and GL vendor-neutral libraries next to NVIDIA's ICD.
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
+# Vulkan (wgpu): Debian's loader and GL vendor-neutral libraries, unpacked aside and found after
+# the machine's own (NVIDIA's ICD needs libGLdispatch from glvnd).
+for f in .gl/*.deb; do dpkg -x "$f" /tmp/gl; done
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/tmp/gl/usr/lib/x86_64-linux-gnu
 ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$ICD" ] && export VK_DRIVER_FILES=$ICD __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 
@@ -40,20 +45,25 @@ ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 # the development machine: torch 2.15.0+cu132's libnvrtc.so.13 compiles cuda_fp16.h, cuda_bf16.h,
 # mma.h and cuda/barrier that way); else the carried CUDA 12.8 headers. libnvrtc from the
 # toolkit or from the nvidia-* wheels PyTorch installed.
-CU13=$(python3 -c "import site; print(site.getsitepackages()[0])" 2>/dev/null)/nvidia/cu13
-if [ -f "${CUDA_PATH:-/usr/local/cuda}/include/crt/mma.h" ]; then
-  :
-elif [ -f "$CU13/include/cuda_fp16.h" ]; then
-  mkdir -p /tmp/cuda && cp -rs "$CU13/include" /tmp/cuda/ && tar -C /tmp/cuda -xJf .devcarry/cuda13-crt.tar.xz
+if [ ! -f "${CUDA_PATH:-/usr/local/cuda}/include/crt/mma.h" ]; then
+  CU13=$(python3 -c "
+import glob, site
+print(next(iter(glob.glob(d + '/nvidia/cu13') for d in site.getsitepackages() if glob.glob(d + '/nvidia/cu13/include/cuda_fp16.h')), [''])[0])" 2>/dev/null)
+  mkdir -p /tmp/cuda
+  if [ -n "$CU13" ]; then
+    cp -rsf "$CU13/include" /tmp/cuda/ && tar -C /tmp/cuda -xJf .devcarry/cuda13-crt.tar.xz
+  else
+    tar -C /tmp/cuda -xJf .devcarry/cuda-include.tar.xz
+  fi
   export CUDA_PATH=/tmp/cuda
-else
-  mkdir -p /tmp/cuda && tar -C /tmp/cuda -xJf .devcarry/cuda-include.tar.xz && export CUDA_PATH=/tmp/cuda
-fi
-NVRTC_DIRS=$(python3 -c "
+  NVRTC_DIRS=$(python3 -c "
 import glob, os, site
 dirs = {os.path.dirname(p) for d in site.getsitepackages() for p in glob.glob(d + '/nvidia/**/libnvrtc.so*', recursive=True)}
 print(':'.join(sorted(dirs)))" 2>/dev/null)
-export LD_LIBRARY_PATH=${NVRTC_DIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export LD_LIBRARY_PATH=${NVRTC_DIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+else
+  export LD_LIBRARY_PATH=${CUDA_PATH:-/usr/local/cuda}/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
 
 xz -dc .devcarry/longtail.xz > /tmp/b/longtail
 chmod +x /tmp/b/*
@@ -101,4 +111,7 @@ for name in [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']:
   echo "== 5. wgpu (Vulkan)"
   step 120 $LT --device wgpu bench model --arch resnet32 --mode train --batch 128 --steps 20 --warmup 3
   step 120 $LT --device wgpu bench model --arch resnet50 --mode train --batch 64 --image 224 --steps 6 --warmup 3
+  echo "== failed steps: $(wc -l < "$OUT/failed")"
+  cat "$OUT/failed"
 } 2>&1 | tee "$OUT/device_checks.log"
+[ ! -s "$OUT/failed" ]

@@ -98,7 +98,7 @@ fn torchvision_resnet50_reproduces_pytorch_logits() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("resnet50_expected.json")).unwrap()).unwrap();
     let want: Vec<f32> = v["logits"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32)).collect();
     let got = net.valid().predict(formula_input([2, 3, 64, 64], &d)).into_data().try_to_vec::<f32>().unwrap();
-    assert_eq!(got.len(), 2000);
+    assert_eq!((got.len(), want.len()), (2000, 2000));
     let scale = want.iter().fold(0f32, |m, w| m.max(w.abs())).max(1.0);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert!((g - w).abs() < 1e-4 * scale, "logit {i}: {g} vs PyTorch {w}");

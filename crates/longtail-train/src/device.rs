@@ -78,33 +78,45 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 }
 
 /// Adds 1 and 2 on a GPU `device` and reads the sum back, so that a backend that is compiled in
-/// but cannot start (no driver, no adapter, no `libnvrtc` or CUDA headers) ends here in one
+/// but cannot start (no driver, no adapter, no `libnvrtc`, no CUDA folder) ends here in one
 /// line naming the device and the backend's own reason, not in a panic inside the first
-/// training step. The backends report these failures by panicking, often on a runtime thread of
-/// their own (the caller then sees only a closed channel), so the probe swaps the process's
-/// panic hook for one that records every panic message meanwhile and reports the first: the
-/// cause. Device selection happens before any other work starts. CPU backends are not probed.
+/// training step. An f32 sum needs no CUDA header, so a CUDA folder that lacks some (e.g.
+/// `cuda_bf16.h`, `crt/`) still passes and fails at the first kernel that includes one.
+/// The backends report these failures by panicking, often on a runtime thread of their own
+/// (the caller then sees only a closed channel), so the probe swaps the process's panic hook
+/// for one that records every panic message meanwhile and reports the first: the cause
+/// (`LONGTAIL_BACKTRACE=1` keeps the usual hook and its backtraces). Device selection happens
+/// before any other work starts. CPU backends are not probed.
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 fn probe(spec: &str, device: Device) -> Result<Device> {
     use burn::tensor::Tensor;
     use std::sync::{Arc, Mutex};
     let panics = Arc::new(Mutex::new(Vec::<String>::new()));
-    let hook = std::panic::take_hook();
-    let record = Arc::clone(&panics);
-    std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let msg = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
-        if let Ok(mut v) = record.lock() {
-            v.push(msg);
-        }
-    }));
+    let backtraces = std::env::var("LONGTAIL_BACKTRACE").is_ok_and(|v| v == "1");
+    let hook = (!backtraces).then(|| {
+        let record = Arc::clone(&panics);
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let msg = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
+            if let Ok(mut v) = record.lock() {
+                v.push(msg);
+            }
+        }));
+        hook
+    });
     let sum = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Tensor::<1>::from_floats([1.0, 2.0], &device).sum().into_scalar::<f32>()));
-    std::panic::set_hook(hook);
+    if let Some(hook) = hook {
+        std::panic::set_hook(hook);
+    }
     let reason = match sum {
         Ok(v) if v == 3.0 => return Ok(device),
         Ok(v) => format!("1 + 2 came back as {v}"),
-        Err(_) => {
-            let panics = panics.lock().map(|v| v.clone()).unwrap_or_default();
+        Err(payload) => {
+            // the first recorded panic (none with LONGTAIL_BACKTRACE=1), else the caught one's
+            let caught = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
+            let mut panics = panics.lock().map(|v| v.clone()).unwrap_or_default();
+            panics.push(caught);
             let first = panics.iter().flat_map(|m| m.lines()).map(str::trim).find(|l| !l.is_empty());
             without_name_list(first.unwrap_or("the backend panicked"))
         }
@@ -116,7 +128,7 @@ fn probe(spec: &str, device: Device) -> Result<Device> {
 /// referring to that list; the line keeps the cause and the hint ("Unable to dynamically load
 /// the "cuda" shared library. Ensure that `LD_LIBRARY_PATH` has the correct path to the
 /// installed library.").
-#[cfg(any(feature = "cuda", feature = "wgpu"))]
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 fn without_name_list(msg: &str) -> String {
     const LIST: &str = " - searched for library names: [";
     const ASIDE: &str = " If the shared library is present on the system under a different name";
@@ -146,4 +158,21 @@ pub fn select_device(flag: Option<&str>) -> Result<Device> {
 /// A short description of a device for logs and reports.
 pub fn describe(device: &Device) -> String {
     format!("{device:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_name_list;
+
+    /// cudarc 0.19's message (src/lib.rs) for a missing driver library, shortened list.
+    #[test]
+    fn the_library_name_list_is_cut_from_cudarcs_message() {
+        let msg = r#"Unable to dynamically load the "cuda" shared library - searched for library names: ["libcuda.so", "libcuda64.so", "libcuda.so.1"]. Ensure that `LD_LIBRARY_PATH` has the correct path to the installed library. If the shared library is present on the system under a different name than one of those listed above, please open a GitHub issue."#;
+        assert_eq!(
+            without_name_list(msg),
+            r#"Unable to dynamically load the "cuda" shared library. Ensure that `LD_LIBRARY_PATH` has the correct path to the installed library."#
+        );
+        let other = "Unable to acquire wgpu device: AdapterUnavailable";
+        assert_eq!(without_name_list(other), other);
+    }
 }

@@ -631,8 +631,7 @@ fn launch_failed(op: &'static str, err: cudarc::driver::DriverError) -> LaunchEr
 mod tests {
     use super::cache_namespace;
     use crate::compiler::CudaBackend;
-    #[cfg(feature = "llvm")]
-use cubecl_llvm::nvptx::ptx_version::PtxVersion;
+    use cubecl_llvm::nvptx::ptx_version::PtxVersion;
 
     /// See [`super::cache_namespace`] for why this must hold.
     #[test]
