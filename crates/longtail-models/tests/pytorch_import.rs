@@ -23,7 +23,12 @@ pub fn formula_input(shape: [usize; 4], device: &Device) -> Tensor<4> {
 }
 
 fn expected(name: &str) -> (Vec<f32>, [usize; 4]) {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap();
+    expected_at(&fixture(name))
+}
+
+/// Logits and input shape of a `*_expected.json` written by make_fixtures.py.
+fn expected_at(path: &Path) -> (Vec<f32>, [usize; 4]) {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let shape: Vec<usize> = v["input_shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
     let logits = v["logits"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32)).collect();
     (logits, shape.try_into().unwrap())
@@ -95,9 +100,8 @@ fn torchvision_resnet50_reproduces_pytorch_logits() {
     let d = Device::flex();
     let net = ModelConfig::new(Arch::Resnet50, 3, 1000, HeadConfig::Linear).init(0, &d).unwrap();
     let net = longtail_models::weights::import_torchvision_resnet(net, &dir.path().join("resnet50.pth"), true).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("resnet50_expected.json")).unwrap()).unwrap();
-    let want: Vec<f32> = v["logits"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32)).collect();
-    let got = net.valid().predict(formula_input([2, 3, 64, 64], &d)).into_data().try_to_vec::<f32>().unwrap();
+    let (want, shape) = expected_at(&dir.path().join("resnet50_expected.json"));
+    let got = net.valid().predict(formula_input(shape, &d)).into_data().try_to_vec::<f32>().unwrap();
     assert_eq!((got.len(), want.len()), (2000, 2000));
     let scale = want.iter().fold(0f32, |m, w| m.max(w.abs())).max(1.0);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {

@@ -35,7 +35,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{DeviceBatch, upload};
-use crate::error::{Result, TrainError};
+use crate::error::{Result, TrainError, panic_message};
 
 /// What one step leaves behind: the batch's loss and logits (detached, on the first device),
 /// its targets, and the summed gradients.
@@ -44,11 +44,6 @@ pub struct StepResult {
     pub logits: Tensor<2>,
     pub targets: Tensor<1, Int>,
     pub grads: GradientsParams,
-}
-
-/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "(no message)".into())
 }
 
 /// Splits `batch` into `parts` contiguous slices whose sizes differ by at most one (fewer
@@ -135,7 +130,7 @@ where
         let rest_out: Vec<_> = handles
             .into_iter()
             .enumerate()
-            .map(|(i, h)| h.join().unwrap_or_else(|payload| Err(TrainError::Run(format!("data-parallel replica {} panicked: {}", i + 1, panic_message(payload.as_ref()))))))
+            .map(|(i, h)| h.join().unwrap_or_else(|payload| Err(TrainError::Run(format!("data-parallel replica {} panicked: {}", i + 1, panic_message(payload.as_ref()).unwrap_or_else(|| "(no message)".into()))))))
             .collect();
         (first_out, rest_out)
     });

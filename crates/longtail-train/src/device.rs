@@ -89,6 +89,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 /// before any other work starts. CPU backends are not probed.
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 fn probe(spec: &str, device: Device) -> Result<Device> {
+    use crate::error::panic_message;
     use burn::tensor::Tensor;
     use std::sync::{Arc, Mutex};
     let panics = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -97,10 +98,8 @@ fn probe(spec: &str, device: Device) -> Result<Device> {
         let record = Arc::clone(&panics);
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let msg = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
             if let Ok(mut v) = record.lock() {
-                v.push(msg);
+                v.push(panic_message(info.payload()).unwrap_or_default());
             }
         }));
         hook
@@ -114,9 +113,8 @@ fn probe(spec: &str, device: Device) -> Result<Device> {
         Ok(v) => format!("1 + 2 came back as {v}"),
         Err(payload) => {
             // the first recorded panic (none with LONGTAIL_BACKTRACE=1), else the caught one's
-            let caught = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
             let mut panics = panics.lock().map(|v| v.clone()).unwrap_or_default();
-            panics.push(caught);
+            panics.push(panic_message(payload.as_ref()).unwrap_or_default());
             let first = panics.iter().flat_map(|m| m.lines()).map(str::trim).find(|l| !l.is_empty());
             without_name_list(first.unwrap_or("the backend panicked"))
         }

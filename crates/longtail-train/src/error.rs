@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`; other payloads have none).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]

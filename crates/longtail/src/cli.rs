@@ -419,7 +419,7 @@ pub fn install_panic_hook() {
         return;
     }
     std::panic::set_hook(Box::new(|info| {
-        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_default();
+        let msg = longtail_train::error::panic_message(info.payload()).unwrap_or_default();
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("error: internal error: {}{at}; please report it (LONGTAIL_BACKTRACE=1 shows a backtrace)", msg.lines().next().unwrap_or(""));
     }));

@@ -62,6 +62,16 @@ fn wgpu_missing() -> Option<String> {
     Some(reason)
 }
 
+/// The tiny workspace for a wgpu run, or `None` (with the reason printed) when the wgpu tests are
+/// skipped here.
+fn wgpu_workspace() -> Option<tempfile::TempDir> {
+    if let Some(reason) = wgpu_missing() {
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    Some(workspace())
+}
+
 #[test]
 fn wgpu_gives_the_cpu_backends_numbers_on_a_fixed_batch() {
     if let Some(reason) = wgpu_missing() {
@@ -115,11 +125,7 @@ fn cuda_gives_the_cpu_backends_numbers_or_a_one_line_error() {
 /// training steps, evaluation, checkpoints, report).
 #[test]
 fn wgpu_trains_a_tiny_run_that_learns() {
-    if let Some(reason) = wgpu_missing() {
-        eprintln!("skipped: {reason}");
-        return;
-    }
-    let ws = workspace();
+    let Some(ws) = wgpu_workspace() else { return };
     let cwd = ws.path();
     let o = longtail(&["-q", "--device", "wgpu", "train", "--config", "tiny.toml", "--out", "runs/wgpu"], cwd);
     assert!(o.status.success(), "{}", text(&o));
@@ -134,11 +140,7 @@ fn wgpu_trains_a_tiny_run_that_learns() {
 /// not gets the one-line config error (WGSL has no bf16; Mesa's lavapipe has f16), never a panic.
 #[test]
 fn wgpu_mixed_precision_trains_or_says_the_device_cannot() {
-    if let Some(reason) = wgpu_missing() {
-        eprintln!("skipped: {reason}");
-        return;
-    }
-    let ws = workspace();
+    let Some(ws) = wgpu_workspace() else { return };
     let cwd = ws.path();
     for precision in ["f16", "bf16"] {
         let out = format!("runs/{precision}");
