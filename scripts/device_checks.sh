@@ -69,11 +69,13 @@ xz -dc .devcarry/longtail.xz > /tmp/b/longtail
 chmod +x /tmp/b/*
 LT=/tmp/b/longtail
 
-# row DEVICE ARCH MODE BATCH IMAGE STEPS [PRECISION]: ours, then PyTorch eager on CUDA.
+# row DEVICE ARCH MODE BATCH IMAGE STEPS [PRECISION]: ours, then PyTorch eager on CUDA. Ours gets
+# more time: in its warm-up steps autotune compiles (NVRTC) and times the candidate kernels of
+# every new shape, once per process (timing starts after the warm-up).
 row() {
   local dev=$1 arch=$2 mode=$3 batch=$4 image=$5 steps=$6 prec=${7:-f32} amp=none
   [ "$prec" != f32 ] && amp=$prec
-  step 120 $LT --device "$dev" bench model --arch "$arch" --mode "$mode" --batch "$batch" --image "$image" --steps "$steps" --warmup 3 --precision "$prec"
+  step 180 $LT --device "$dev" bench model --arch "$arch" --mode "$mode" --batch "$batch" --image "$image" --steps "$steps" --warmup 3 --precision "$prec"
   step 120 python3 bench/pytorch_bench.py --arch "$arch" --mode "$mode" --batch "$batch" --image "$image" --steps "$steps" --warmup 3 --device cuda --amp "$amp"
 }
 
