@@ -265,8 +265,8 @@ impl Loss {
                     fine()
                 } else {
                     let (lc, lf) = (coarse()?, fine());
-                    let s = if *magnitude_scaling { magnitude_factor(&lc, &lf) } else { 1.0 };
-                    lc.mul_scalar(lambda) + lf.mul_scalar((1.0 - lambda) * s)
+                    let lf = if *magnitude_scaling { lf.clone() * magnitude_factor(&lc, &lf).expand(lf.dims()) } else { lf };
+                    lc.mul_scalar(lambda) + lf.mul_scalar(1.0 - lambda)
                 }
             }
         })
@@ -303,11 +303,15 @@ pub fn mg_lambda(epoch: usize, total: usize, coarse_epochs: usize, fine_epochs: 
     }
 }
 
-/// `10^(floor(log10 L_c) - floor(log10 L_f))` of the batch means (the authors' code).
-fn magnitude_factor(coarse: &Tensor<1>, fine: &Tensor<1>) -> f64 {
-    let lc: f32 = coarse.clone().mean().into_scalar();
-    let lf: f32 = fine.clone().mean().into_scalar();
-    if lc > 0.0 && lf > 0.0 { 10f64.powf((lc as f64).log10().floor() - (lf as f64).log10().floor()) } else { 1.0 }
+/// `10^(floor(log10 L_c) - floor(log10 L_f))` of the batch means (the authors' code), 1 when a
+/// mean is not positive; a constant for the gradient (detached). Computed on the device, shape
+/// `[1]`: reading the two means back would cost a host sync every step on a GPU.
+fn magnitude_factor(coarse: &Tensor<1>, fine: &Tensor<1>) -> Tensor<1> {
+    let ln10 = std::f64::consts::LN_10;
+    let (lc, lf) = (coarse.clone().mean().detach(), fine.clone().mean().detach());
+    let not_positive = lc.clone().lower_equal_elem(0.0).bool_or(lf.clone().lower_equal_elem(0.0));
+    let decades = lc.log().div_scalar(ln10).floor() - lf.log().div_scalar(ln10).floor();
+    decades.mul_scalar(ln10).exp().mask_fill(not_positive, 1.0)
 }
 
 /// Applies class weights to per-sample losses so their mean is the class-weighted mean (DRW).

@@ -243,6 +243,39 @@ fn multi_granularity_phases_values_and_gradients() {
     assert_eq!(mg_lambda(110, 200, 40, 90), 0.0);
 }
 
+/// MGKT's magnitude scaling (`L = λ L_c + (1-λ) s L_f`, `s = 10^(floor(log10 mean L_c) -
+/// floor(log10 mean L_f))`, a constant for the gradient), at λ = 0.75. The fine logits are the
+/// Z fixture with `shift` added to each target logit, so the fine loss is far below or far above
+/// the coarse one (mean L_c = 0.4352). Expected values from NumPy (float64 on the float32 inputs).
+#[test]
+fn multi_granularity_magnitude_scaling() {
+    let spec = LossSpec::MultiGranularity { coarse_epochs: 2, fine_epochs: 4, magnitude_scaling: true, drw_epoch: None };
+    let cases: [(f32, f64, f64, [f64; 5]); 2] = [
+        // mean L_f = 0.010426 -> s = 10^(-1 - (-2)) = 10
+        (6.0, 10.0, 0.352_443_337_788_740_04, [-0.006_169_011_33, 0.000_761_726_575, 0.003_088_953_51, 0.001_387_956_32, 0.000_930_374_929]),
+        // mean L_f = 13.333 -> s = 10^(-1 - 1) = 0.01
+        (-12.0, 0.01, 0.359_711_260_697_842_8, [-0.000_624_999_045, 7.717_255_76e-5, 0.000_312_950_146, 0.000_140_617_568, 9.425_877_36e-5]),
+    ];
+    for (shift, s, value, grad_row0) in cases {
+        let d = Device::flex().autodiff();
+        let mut z = Z;
+        for (row, &y) in z.iter_mut().zip(&Y) {
+            row[y as usize] += shift;
+        }
+        let logits = t2(&z, &d).require_grad();
+        let loss = Loss::new(&spec, &COUNTS, Some(&COARSE), &d).unwrap();
+        let inputs = LossInputs { logits: logits.clone(), aux: Some(t2(&AUXC, &d)), features: None, targets: ints(&Y, &d), coarse_targets: Some(ints(&YC, &d)) };
+        let out = loss.forward(&inputs, LossState::new(3, 10)).unwrap();
+        let v: f32 = out.clone().into_scalar();
+        assert!((v as f64 - value).abs() < 2e-5 * value, "s = {s}: value {v} vs {value}");
+        let g = logits.grad(&out.backward()).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        // (1 - λ) s (softmax - onehot) / N: s scales the gradient and is not differentiated
+        for (i, (g, e)) in g.iter().zip(grad_row0).enumerate() {
+            assert!((*g as f64 - e).abs() < 2e-4 * e.abs(), "s = {s}: grad[{i}] {g} vs {e}");
+        }
+    }
+}
+
 #[test]
 fn identities_that_must_hold() {
     let d = Device::flex();
