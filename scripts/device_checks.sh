@@ -8,7 +8,8 @@
 #   2. ResNet-32 training (b128) ours on CUDA against PyTorch eager on CUDA, fp32 and bf16;
 #   3. the CIFAR-10-LT recipe timed: 3 epochs of LDAM-DRW on CUDA (CIFAR-10-sized files of
 #      random pixels: the machine cannot fetch CIFAR), to scale to the 200 of the recipe;
-#   4. inference and ResNet-50 (b64, 224x224) rows; 5. the same rows on wgpu (Vulkan).
+#   4. inference and ResNet-50 (b64, 224x224) rows; 5. data-parallel training with two replicas
+#      on the one GPU (`--devices cuda:0,cuda:0`); 6. ResNet rows on wgpu (Vulkan).
 # (The torchvision import check runs on the CPU: tests/pytorch_import.rs, where torchvision is.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -110,7 +111,10 @@ for name in [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']:
   row cuda resnet50 train 64 224 6 bf16
   row cuda resnet50 infer 64 224 10
 
-  echo "== 5. wgpu (Vulkan)"
+  echo "== 5. data-parallel on the one GPU: two replicas (cuda:0,cuda:0), 1 epoch of the recipe"
+  step 120 $LT train --method ldam-drw --dataset cifar10-lt --data-root /tmp/cifar --devices cuda:0,cuda:0 --max-epochs 1 --no-report --out /tmp/run-dp
+
+  echo "== 6. wgpu (Vulkan)"
   step 120 $LT --device wgpu bench model --arch resnet32 --mode train --batch 128 --steps 20 --warmup 3
   step 120 $LT --device wgpu bench model --arch resnet50 --mode train --batch 64 --image 224 --steps 6 --warmup 3
   echo "== failed steps: $(wc -l < "$OUT/failed")"
