@@ -91,16 +91,33 @@ pub fn ldam_margins(counts: &[usize], max_margin: f64) -> Vec<f64> {
     inv.iter().map(|v| v * max_margin / max).collect()
 }
 
+/// How KPS turns its radii into per-class margins and GA scales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KpsMargins {
+    /// The authors' code (Keke921/KPSLoss `losses.py`): `m' = flip(r)`, the radii list reversed
+    /// along the class index. It equals Eq. 3.28 when the classes are sorted by count with evenly
+    /// spaced log-counts (CIFAR-LT's exponential profile); otherwise each class gets the margin of
+    /// its mirror-image class in index order.
+    #[default]
+    Reversed,
+    /// Thesis Eq. 3.28: `m'_i = r_max + 1 - r_i`, per class whatever the order.
+    Thesis,
+}
+
 /// KPS radii, margins and per-class scales (thesis §3.4, Eqs. 3.27-3.30):
-/// `r'_i = log(n_i n_base / n_min)`, `r = r' / r'_min`, `m' = r_max + 1 - r`,
-/// `m = m' m_max / m'_max`, `s = s_base m'`.
-pub fn kps_constants(counts: &[usize], n_base: f64, max_margin: f64, base_scale: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+/// `r'_i = log(n_i n_base / n_min)`, `r = r' / r'_min`, `m'` by `margins` (Eq. 3.28 or the code's
+/// `flip(r)`), `m = m' m_max / m'_max`, `s = s_base m'` (uncapped; the code clamps it at 50).
+pub fn kps_constants(counts: &[usize], n_base: f64, max_margin: f64, base_scale: f64, margins: KpsMargins) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let n_min = *counts.iter().min().unwrap() as f64;
     let r_prime: Vec<f64> = counts.iter().map(|&n| (n as f64 * n_base / n_min).ln()).collect();
     let r_prime_min = r_prime.iter().cloned().fold(f64::INFINITY, f64::min);
     let r: Vec<f64> = r_prime.iter().map(|v| v / r_prime_min).collect();
     let r_max = r.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let m_prime: Vec<f64> = r.iter().map(|ri| r_max + 1.0 - ri).collect();
+    let m_prime: Vec<f64> = match margins {
+        KpsMargins::Reversed => r.iter().rev().copied().collect(),
+        KpsMargins::Thesis => r.iter().map(|ri| r_max + 1.0 - ri).collect(),
+    };
     let m_prime_max = m_prime.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let m = m_prime.iter().map(|v| v * max_margin / m_prime_max).collect();
     let s = m_prime.iter().map(|v| v * base_scale).collect();

@@ -10,6 +10,6 @@ pub mod functional;
 pub mod loss;
 pub mod spec;
 
-pub use class_stats::{ClassWeighting, LevelSplit, SmoothingShape};
+pub use class_stats::{ClassWeighting, KpsMargins, LevelSplit, SmoothingShape};
 pub use loss::{Loss, LossError, LossInputs, LossState, mg_lambda, reweight};
-pub use spec::{BranchSchedule, Curriculum, LossSpec};
+pub use spec::{BranchSchedule, Curriculum, FocalForm, LossSpec};

@@ -1,13 +1,13 @@
 //! Runtime losses: a [`LossSpec`] bound to the training counts and a device.
 
-use burn::tensor::activation::log_softmax;
+use burn::tensor::activation::{log_softmax, softplus};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::class_stats::{
     ClassWeighting, cdt_factors, hierarchical_factors, kps_constants, label_aware_smoothing, ldam_margins, normalized_log_gap,
 };
 use crate::functional::{class_weighted, constant, cross_entropy, nll, one_hot, per_sample};
-use crate::spec::{BranchSchedule, Curriculum, LossSpec};
+use crate::spec::{BranchSchedule, Curriculum, FocalForm, LossSpec};
 
 /// Errors of loss construction and evaluation.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ fn gaussian(shape: [usize; 2], sigma: f64, seed: u64, device: &Device) -> Tensor
 enum Kind {
     Ce,
     Weighted { weights: Tensor<1> },
-    Focal { gamma: f64, weights: Option<Tensor<1>> },
+    Focal { gamma: f64, weights: Option<Tensor<1>>, form: FocalForm, detach: bool },
     Smoothing { epsilon: f64 },
     Ldam { margins: Tensor<1>, scale: f64 },
     Offset { offsets: Tensor<1> },
@@ -94,10 +94,10 @@ impl Loss {
         let kind = match spec {
             LossSpec::Ce => Kind::Ce,
             LossSpec::WeightedCe { weighting } => Kind::Weighted { weights: c(&weights(weighting, counts, name)?) },
-            LossSpec::Focal { gamma, weighting } => {
+            LossSpec::Focal { gamma, weighting, form, detach } => {
                 check(*gamma >= 0.0, name, format!("gamma must be >= 0, got {gamma}"))?;
                 let weights = weighting.as_ref().map(|w| weights(w, counts, name)).transpose()?.map(|w| c(&w));
-                Kind::Focal { gamma: *gamma, weights }
+                Kind::Focal { gamma: *gamma, weights, form: *form, detach: *detach }
             }
             LossSpec::LabelSmoothing { epsilon } => {
                 check((0.0..1.0).contains(epsilon), name, format!("epsilon must be in [0, 1), got {epsilon}"))?;
@@ -117,12 +117,12 @@ impl Loss {
                 check((0.0..1.0).contains(head) && (0.0..1.0).contains(tail), name, "head and tail smoothing must be in [0, 1)")?;
                 Kind::Las { epsilon: c(&label_aware_smoothing(counts, *head, *tail, *shape)) }
             }
-            LossSpec::Kps { n_base, max_margin, base_scale, ga_epoch, scale_cap } => {
+            LossSpec::Kps { n_base, max_margin, base_scale, ga_epoch, scale_cap, margins } => {
                 check(*n_base > 1.0 && *max_margin >= 0.0 && *base_scale > 0.0, name, "needs n_base > 1, max_margin >= 0, base_scale > 0")?;
-                let (r, m, mut s) = kps_constants(counts, *n_base, *max_margin, *base_scale);
-                if let Some(cap) = scale_cap {
-                    s.iter_mut().for_each(|v| *v = v.min(*cap));
-                }
+                check(*scale_cap >= *base_scale, name, format!("scale_cap ({scale_cap}) must be at least base_scale ({base_scale})"))?;
+                let (r, m, mut s) = kps_constants(counts, *n_base, *max_margin, *base_scale, *margins);
+                // the code's `clamp(flip(s_list) * s, s, 50)`
+                s.iter_mut().for_each(|v| *v = v.clamp(*base_scale, *scale_cap));
                 Kind::Kps { r: c(&r), m: c(&m), s: c(&s), base_scale: *base_scale, ga_epoch: *ga_epoch }
             }
             LossSpec::Fbl { strength, curriculum, end_fraction } => {
@@ -175,10 +175,24 @@ impl Loss {
         Ok(match &self.kind {
             Kind::Ce => cross_entropy(z(), y()),
             Kind::Weighted { weights } => class_weighted(cross_entropy(z(), y()), weights, y()),
-            Kind::Focal { gamma, weights } => {
+            Kind::Focal { gamma, weights, form: FocalForm::Softmax, detach } => {
+                // LDAM-DRW / thesis authors: p from the (weighted) per-sample CE
                 let ce = cross_entropy(z(), y());
-                let p = ce.clone().neg().exp();
-                let l = p.neg().add_scalar(1.0).clamp_min(0.0).powf_scalar(*gamma) * ce;
+                let ce = match weights {
+                    Some(w) => ce * per_sample(w, y()),
+                    None => ce,
+                };
+                let modulator = ce.clone().neg().exp().neg().add_scalar(1.0).clamp_min(0.0).powf_scalar(*gamma);
+                (if *detach { modulator.detach() } else { modulator }) * ce
+            }
+            Kind::Focal { gamma, weights, form: FocalForm::Sigmoid, detach } => {
+                // Cui et al.: BCE(z, onehot) with the focal modulator, summed over classes
+                let t = one_hot(y(), k);
+                let (pos, neg) = (softplus(z(), 1.0), softplus(z().neg(), 1.0));
+                let bce = pos.clone() - t.clone() * z();
+                let modulator = ((t * z() + neg).mul_scalar(-*gamma)).exp();
+                let modulator = if *detach { modulator.detach() } else { modulator };
+                let l = (modulator * bce).sum_dim(1).reshape([q_rows(&inputs.logits)]);
                 match weights {
                     Some(w) => l * per_sample(w, y()),
                     None => l,
@@ -211,7 +225,7 @@ impl Loss {
                 let f = inputs.features.clone().ok_or(LossError::MissingInput { loss: name, what: "pooled features" })?;
                 let x = state.epoch as f64 / (end_fraction * state.total_epochs as f64);
                 let alpha = strength * curriculum.value(x);
-                let norm = f.powi_scalar(2).sum_dim(1).sqrt().add_scalar(1e-12);
+                let norm = l2_norm_rows(f).add_scalar(1e-12);
                 let shift = lambda.clone().unsqueeze_dim(0).mul_scalar(alpha) / norm;
                 cross_entropy(z() - shift, y())
             }
@@ -276,6 +290,16 @@ impl Loss {
     pub fn forward(&self, inputs: &LossInputs, state: LossState) -> Result<Tensor<1>, LossError> {
         Ok(self.per_sample(inputs, state)?.mean())
     }
+}
+
+/// Row norms `‖f_i‖` `[N, 1]` with `torch.norm`'s gradient: 0 at a zero row (the plain
+/// `sqrt(sum f^2)` has `0 * inf = NaN` there, and one such sample would turn every backbone
+/// weight into NaN). The zero rows' squares are replaced before the square root, and their norms
+/// set to 0 after it, so neither branch sees `sqrt'(0)`.
+pub fn l2_norm_rows(f: Tensor<2>) -> Tensor<2> {
+    let squares = f.powi_scalar(2).sum_dim(1);
+    let zero = squares.clone().equal_elem(0.0);
+    squares.mask_fill(zero.clone(), 1.0).sqrt().mask_fill(zero, 0.0)
 }
 
 fn q_rows(t: &Tensor<2>) -> usize {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::class_stats::{ClassWeighting, LevelSplit, SmoothingShape};
+use crate::class_stats::{ClassWeighting, KpsMargins, LevelSplit, SmoothingShape};
 
 /// FBL's curriculum `alpha(t)` (thesis Table 4.4). `t` runs over `[0, end_fraction * T]`;
 /// `end_fraction = 0.95` reproduces the authors' `(epoch / (T - 10))^2` at `T = 200`.
@@ -32,6 +32,22 @@ impl Curriculum {
             Curriculum::Constant => 1.0,
         }
     }
+}
+
+/// Which code's focal loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FocalForm {
+    /// Softmax: `l = (1 - p)^gamma w_y CE` with `p = exp(-w_y CE)` (so `p_y^(w_y)` when weighted),
+    /// the batch mean; LDAM-DRW's and the thesis authors' `FocalLoss(weight=)` (their tables'
+    /// focal and CB-focal baselines).
+    #[default]
+    Softmax,
+    /// Cui et al.'s CB-focal (class-balanced-loss `focal_loss`): a sigmoid per class,
+    /// `w_y sum_j m_j BCE(z_j, [j = y])`, `m_j = exp(-gamma ([j = y] z_j + log(1 + e^(-z_j))))`
+    /// (`(1 - sigma(z_j))^gamma` for the target, `sigma(z_j)^gamma` for the others), summed over
+    /// classes and divided by the batch size: the CB-focal rows of Cui et al.'s tables.
+    Sigmoid,
 }
 
 /// HRDC's weight `alpha` between the plain and the re-weighting branch (Table 6 strategies).
@@ -88,6 +104,9 @@ fn gcl_sigma() -> f64 {
 fn gcl_noise_mul() -> f64 {
     0.5
 }
+fn kps_scale_cap() -> f64 {
+    50.0
+}
 fn hrdc_split() -> LevelSplit {
     LevelSplit::Thresholds { many_above: 100, few_below: 20 }
 }
@@ -101,11 +120,18 @@ pub enum LossSpec {
     /// Class-weighted cross-entropy (weighted mean, as PyTorch's `weight=`).
     WeightedCe { weighting: ClassWeighting },
     /// Focal loss `-(1 - p_y)^gamma log p_y` (Lin et al. 2017); with `weighting`, CB-focal
-    /// (Cui et al. 2019): each sample's term times its class weight.
+    /// (Cui et al. 2019). `form` chooses whose code: the softmax form of LDAM-DRW and the thesis
+    /// authors, or Cui et al.'s per-class sigmoids.
     Focal {
         gamma: f64,
         #[serde(default)]
         weighting: Option<ClassWeighting>,
+        #[serde(default)]
+        form: FocalForm,
+        /// `(1 - p)^gamma` as a constant in the gradient (the thesis authors' `focal_loss`:
+        /// `(1 - p.detach()) ** gamma`); LDAM-DRW's and Cui et al.'s code differentiate it.
+        #[serde(default)]
+        detach: bool,
     },
     /// Cross-entropy against `(1 - epsilon) onehot + epsilon / C`.
     LabelSmoothing { epsilon: f64 },
@@ -143,9 +169,13 @@ pub enum LossSpec {
         /// First 0-based epoch of the GA phase (the authors' code: 120 of 200); none = plain KPS.
         #[serde(default)]
         ga_epoch: Option<usize>,
-        /// Upper clamp of the per-class scale (the authors' code: 50; the thesis has none).
+        /// Upper clamp of the per-class GA scale (the authors' code: 50; the thesis has none:
+        /// `inf`).
+        #[serde(default = "kps_scale_cap")]
+        scale_cap: f64,
+        /// Margins and GA scales from the reversed radii list (the authors' code) or Eq. 3.28.
         #[serde(default)]
-        scale_cap: Option<f64>,
+        margins: KpsMargins,
     },
     /// Feature-balanced loss (thesis Ch. 4, Eq. 4.8): `CE(z - alpha(t) A lambda_hat / ‖f‖)`.
     Fbl {

@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use longtail_losses::class_stats::{hierarchical_factors, kps_constants};
 use longtail_losses::{
-    BranchSchedule, ClassWeighting, Curriculum, LevelSplit, Loss, LossInputs, LossSpec, LossState, SmoothingShape, mg_lambda,
+    BranchSchedule, ClassWeighting, Curriculum, FocalForm, KpsMargins, LevelSplit, Loss, LossInputs, LossSpec, LossState, SmoothingShape, mg_lambda,
 };
 use serde_json::Value;
 
@@ -94,9 +94,10 @@ fn cross_entropy_family() {
     check("ce", LossSpec::Ce);
     check("weighted_ce_effnum", LossSpec::WeightedCe { weighting: ClassWeighting::EffectiveNumber { beta: 0.9999 } });
     check("weighted_ce_inverse", LossSpec::WeightedCe { weighting: ClassWeighting::InverseFrequency });
-    check("focal_g1", LossSpec::Focal { gamma: 1.0, weighting: None });
-    check("focal_g2", LossSpec::Focal { gamma: 2.0, weighting: None });
-    check("cb_focal_g1", LossSpec::Focal { gamma: 1.0, weighting: Some(ClassWeighting::EffectiveNumber { beta: 0.9999 }) });
+    let focal = |gamma: f64, weighting: Option<ClassWeighting>| LossSpec::Focal { gamma, weighting, form: FocalForm::Softmax, detach: false };
+    check("focal_g1", focal(1.0, None));
+    check("focal_g2", focal(2.0, None));
+    check("cb_focal_g1", focal(1.0, Some(ClassWeighting::EffectiveNumber { beta: 0.9999 })));
     check("label_smoothing_0.1", LossSpec::LabelSmoothing { epsilon: 0.1 });
     check("las_0.4_0.1", LossSpec::LabelAwareSmoothing { head: 0.4, tail: 0.1, shape: SmoothingShape::Concave });
 }
@@ -112,12 +113,12 @@ fn margin_and_logit_adjusted_losses() {
 
 #[test]
 fn kps_before_and_after_gradient_adjustment() {
-    let spec = LossSpec::Kps { n_base: 50.0, max_margin: 0.5, base_scale: 15.0, ga_epoch: Some(5), scale_cap: None };
+    let spec = LossSpec::Kps { n_base: 50.0, max_margin: 0.5, base_scale: 15.0, ga_epoch: Some(5), scale_cap: f64::INFINITY, margins: KpsMargins::Thesis };
     assert_case("kps", &run(&spec, 4, 10, Aux::None, false));
     assert_case("kps_ga", &run(&spec, 5, 10, Aux::None, false));
     // GA scales each sample's gradient by s_y / s_base at the same point (softmax aside): the
     // tail sample (class 4) gets the largest factor, the head sample (class 0) keeps s_base.
-    let (_, _, s) = kps_constants(&COUNTS, 50.0, 0.5, 15.0);
+    let (_, _, s) = kps_constants(&COUNTS, 50.0, 0.5, 15.0, KpsMargins::Thesis);
     assert!((s[0] - 15.0).abs() < 1e-12);
     assert!(s.windows(2).all(|w| w[0] < w[1]), "scales grow toward the tail: {s:?}");
 }
@@ -126,12 +127,18 @@ fn kps_before_and_after_gradient_adjustment() {
 fn kps_constants_match_the_thesis_worked_example() {
     // Thesis §3.4, CIFAR-10-LT rho = 100
     let counts = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50];
-    let (r, m, s) = kps_constants(&counts, 50.0, 0.5, 15.0);
+    let (r, m, s) = kps_constants(&counts, 50.0, 0.5, 15.0, KpsMargins::Thesis);
     let er = [2.177, 2.046, 1.915, 1.785, 1.654, 1.523, 1.392, 1.261, 1.130, 1.000];
     let em = [0.230, 0.260, 0.290, 0.320, 0.350, 0.380, 0.410, 0.440, 0.470, 0.500];
     let es = [15.00, 16.96, 18.93, 20.89, 22.85, 24.81, 26.77, 28.74, 30.71, 32.66];
     for i in 0..10 {
         assert!((r[i] - er[i]).abs() < 6e-3 && (m[i] - em[i]).abs() < 6e-3 && (s[i] - es[i]).abs() < 6e-2, "class {i}");
+    }
+    // on CIFAR-LT's exponential profile the code's reversed radii are Eq. 3.28 (to the rounding of
+    // the integer counts)
+    let (_, m_code, s_code) = kps_constants(&counts, 50.0, 0.5, 15.0, KpsMargins::Reversed);
+    for i in 0..10 {
+        assert!((m_code[i] - m[i]).abs() < 2e-3 && (s_code[i] - s[i]).abs() < 5e-2, "class {i}: {} vs {}", m_code[i], m[i]);
     }
 }
 
@@ -293,7 +300,9 @@ fn identities_that_must_hold() {
     assert!((value(&LossSpec::Cdt { gamma: 0.5 }, &equal) - ce).abs() < 1e-6);
     assert!((value(&LossSpec::WeightedCe { weighting: ClassWeighting::InverseFrequency }, &equal) - ce).abs() < 1e-6);
     // focal with gamma 0 and label smoothing with epsilon 0 are CE
-    assert!((value(&LossSpec::Focal { gamma: 0.0, weighting: None }, &COUNTS) - ce).abs() < 1e-6);
+    for detach in [false, true] {
+        assert!((value(&LossSpec::Focal { gamma: 0.0, weighting: None, form: FocalForm::Softmax, detach }, &COUNTS) - ce).abs() < 1e-6);
+    }
     assert!((value(&LossSpec::LabelSmoothing { epsilon: 0.0 }, &COUNTS) - ce).abs() < 1e-6);
     // CDT with gamma 0 and HRDC with gamma 0 at its last epoch (alpha = 0) are CE
     assert!((value(&LossSpec::Cdt { gamma: 0.0 }, &COUNTS) - ce).abs() < 1e-6);

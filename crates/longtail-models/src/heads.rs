@@ -141,6 +141,18 @@ pub struct HeadOutput {
 }
 
 impl Head {
+    /// The head's kind in words, for messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Head::Linear(_) => "linear",
+            Head::Cosine(_) => "cosine",
+            Head::Lws(_) => "LWS",
+            Head::TauNorm(_) => "tau-norm",
+            Head::Dual(_) => "dual",
+            Head::CoarseFine(_) => "coarse + fine",
+        }
+    }
+
     pub fn init(config: &HeadConfig, init: &mut Init, d_in: usize, num_classes: usize, how: LinearInit) -> Self {
         match config {
             HeadConfig::Linear => Head::Linear(LinearHead { fc: linear(init, d_in, num_classes, how) }),

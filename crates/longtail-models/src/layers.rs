@@ -1,9 +1,10 @@
 //! Small building blocks shared by the backbones: seeded convolutions, batch norms, pooling.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
+use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::Tensor;
 
+use crate::batch_norm::BatchNorm;
 use crate::init::{Fan, Init};
 
 /// Geometry of one 2-D convolution.
@@ -62,9 +63,10 @@ pub fn conv2d(init: &mut Init, spec: ConvSpec, fan: Fan) -> Conv2d {
     conv
 }
 
-/// Batch norm with PyTorch's defaults (momentum 0.1, eps 1e-5, gamma 1, beta 0).
+/// Batch norm with PyTorch's defaults (momentum 0.1, eps 1e-5, gamma 1, beta 0) and its
+/// unbiased running variance ([`BatchNorm`]).
 pub fn batch_norm(init: &Init, channels: usize) -> BatchNorm {
-    BatchNormConfig::new(channels).init(init.device())
+    BatchNorm::new(channels, init.device())
 }
 
 /// Global average pooling `[N, C, H, W] -> [N, C]`.

@@ -14,6 +14,7 @@
 //! ([`ModelOutput`]), so feature-map fusion (H2T), feature fusion (FFN) and classifier
 //! re-training (cRT, LWS, tau-norm) all reuse one model type, [`Network`].
 
+pub mod batch_norm;
 pub mod csms;
 pub mod error;
 pub mod heads;
@@ -25,6 +26,7 @@ pub mod resnet;
 pub mod resnet_cifar;
 pub mod weights;
 
+pub use batch_norm::BatchNorm;
 pub use error::ModelError;
 pub use heads::{Head, HeadConfig, HeadOutput};
 pub use precision::{AutocastConv, Precision, autocast};

@@ -6,7 +6,7 @@
 
 use crate::precision::AutocastConv;
 use burn::module::Module;
-use burn::nn::BatchNorm;
+use crate::batch_norm::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::PaddingConfig2d;

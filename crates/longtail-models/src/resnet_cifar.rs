@@ -5,7 +5,7 @@
 
 use crate::precision::AutocastConv;
 use burn::module::Module;
-use burn::nn::BatchNorm;
+use crate::batch_norm::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, s};

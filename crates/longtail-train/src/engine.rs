@@ -138,16 +138,24 @@ fn initial_network(config: &ExperimentConfig, dir: &RunDir, opts: &RunOptions, d
         let (Network::Classifier(a), Network::Classifier(b)) = (a, b) else {
             return Err(TrainError::Run("FFN fuses two single-backbone networks".into()));
         };
-        let mut net = config.model.init(config.seed, device)?;
-        if let Network::FeatureFusion(f) = &mut net {
-            f.first = a.backbone;
-            f.second = b.backbone;
-            // FFN's classifier starts from the first (KPS) network's cosine classifier.
-            if let longtail_models::Head::Cosine(h) = a.head {
-                f.head = h;
+        let Network::FeatureFusion(mut f) = config.model.init(config.seed, device)? else {
+            return Err(TrainError::config("model.feature_fusion", "a [fusion] section needs the feature-fusion model (set model.feature_fusion)"));
+        };
+        f.first = a.backbone;
+        f.second = b.backbone;
+        // FFN's classifier starts from the first (KPS) network's cosine classifier; any other
+        // head would leave a random classifier in a classifier-only stage.
+        f.head = match a.head {
+            longtail_models::Head::Cosine(h) => h,
+            other => {
+                return Err(TrainError::Run(format!(
+                    "FFN's classifier starts from the first network's cosine classifier, but {} has a {} head (train it with model.head = {{ kind = \"cosine\" }})",
+                    first.display(),
+                    other.kind_name()
+                )));
             }
-        }
-        return Ok(net);
+        };
+        return Ok(Network::FeatureFusion(f));
     }
     if let Some(source) = &config.init_from {
         let run = resolve_source(source, dir, "init", opts, base)?;
@@ -214,8 +222,8 @@ struct StepContext<'a> {
 /// Forward pass and loss of one step; returns `(loss, logits, targets)`.
 fn step_loss(network: &Network, batch: DeviceBatch, fusing: Option<DeviceBatch>, ctx: &StepContext, rng: &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> {
     let device = batch.images.device();
-    let loss_of = |inputs: &LossInputs| -> Result<Tensor<1>> {
-        let per = ctx.loss.per_sample(inputs, ctx.state)?;
+    let loss_of = |inputs: &LossInputs, state: LossState| -> Result<Tensor<1>> {
+        let per = ctx.loss.per_sample(inputs, state)?;
         let per = match &ctx.drw {
             Some(w) => reweight(per, w, inputs.targets.clone()),
             None => per,
@@ -228,7 +236,7 @@ fn step_loss(network: &Network, batch: DeviceBatch, fusing: Option<DeviceBatch>,
         let fused = crate::h2t::fused_forward(backbone, batch, fusing, h2t.ratio, rng);
         let out = network.head_forward(fused.features.clone());
         let inputs = LossInputs { logits: out.logits.clone(), aux: out.aux, features: Some(fused.features), targets: fused.targets.clone(), coarse_targets: fused.coarse };
-        return Ok((loss_of(&inputs)?, out.logits, fused.targets));
+        return Ok((loss_of(&inputs, ctx.state)?, out.logits, fused.targets));
     }
     if let Some(mixup) = &ctx.stage.mixup {
         let lambda: f64 = Beta::new(mixup.alpha, mixup.alpha).map_err(|e| TrainError::config("mixup.alpha", e.to_string()))?.sample(rng);
@@ -249,12 +257,12 @@ fn step_loss(network: &Network, batch: DeviceBatch, fusing: Option<DeviceBatch>,
             coarse_targets: batch.coarse.map(|c| c.select(0, perm_t)),
             ..inputs_a.clone()
         };
-        let loss = loss_of(&inputs_a)?.mul_scalar(lambda) + loss_of(&inputs_b)?.mul_scalar(1.0 - lambda);
+        let loss = crate::mixup::mixup_criterion(loss_of, &inputs_a, &inputs_b, lambda, ctx.state)?;
         return Ok((loss, out.logits, batch.targets));
     }
     let out = network.forward(batch.images);
     let inputs = LossInputs { logits: out.logits.clone(), aux: out.aux, features: Some(out.features), targets: batch.targets.clone(), coarse_targets: batch.coarse };
-    Ok((loss_of(&inputs)?, out.logits, batch.targets))
+    Ok((loss_of(&inputs, ctx.state)?, out.logits, batch.targets))
 }
 
 /// Trains (or resumes) the experiment into `opts.run_dir`.

@@ -102,7 +102,7 @@ fn ffn_stage_two_leaves_both_backbones_bit_identical() {
     let opts = |dir: &std::path::Path| RunOptions { run_dir: dir.to_path_buf(), device: Device::flex(), resume: false, max_epochs: None, quiet: true, data_parallel: Vec::new() };
     let ce = common::config(&data, HeadConfig::Linear, vec![common::stage("ce", 2, LossSpec::Ce)]);
     train(&ce, &opts(&tmp.path().join("ce"))).unwrap();
-    let kps_loss = LossSpec::Kps { n_base: 50.0, max_margin: 0.2, base_scale: 15.0, ga_epoch: Some(1), scale_cap: None };
+    let kps_loss = LossSpec::Kps { n_base: 50.0, max_margin: 0.2, base_scale: 15.0, ga_epoch: Some(1), scale_cap: 50.0, margins: Default::default() };
     let kps = common::config(&data, HeadConfig::Cosine, vec![common::stage("kps", 2, kps_loss)]);
     train(&kps, &opts(&tmp.path().join("kps"))).unwrap();
 
@@ -123,4 +123,10 @@ fn ffn_stage_two_leaves_both_backbones_bit_identical() {
     assert_eq!(weights_of(&f.first), weights_of(kps_net.backbone().unwrap()), "the KPS backbone changed");
     assert_eq!(weights_of(&f.second), weights_of(ce_net.backbone().unwrap()), "the CE backbone changed");
     assert_ne!(weights_of(&f.head), weights_of(kps_net.head().unwrap()), "the fused classifier is trained");
+
+    // a first network without a cosine head has no classifier to start from: an error, not a
+    // random classifier trained on frozen backbones
+    ffn.fusion = Some(FusionSources { first: RunSource::Run { run: tmp.path().join("ce") }, second: RunSource::Run { run: tmp.path().join("kps") } });
+    let err = train(&ffn, &opts(&tmp.path().join("ffn-linear-first"))).unwrap_err().to_string();
+    assert!(err.contains("cosine classifier") && err.contains("linear head"), "{err}");
 }
