@@ -328,11 +328,17 @@ impl Network {
         }
     }
 
-    /// Replaces the head of a single-backbone model.
-    pub fn with_head(self, head: Head) -> Self {
-        match self {
-            Network::Classifier(m) => Network::Classifier(Classifier { backbone: m.backbone, head }),
-            other => other,
+    /// Replaces the classifier: any head on a single-backbone model, a cosine head on the
+    /// feature-fusion model (the only classifier it has); anything else is an error, not a
+    /// model left as it was.
+    pub fn with_head(self, head: Head) -> Result<Self, ModelError> {
+        match (self, head) {
+            (Network::Classifier(m), head) => Ok(Network::Classifier(Classifier { backbone: m.backbone, head })),
+            (Network::FeatureFusion(f), Head::Cosine(head)) => Ok(Network::FeatureFusion(FeatureFusion { head, ..f })),
+            (Network::FeatureFusion(_), other) => Err(ModelError::Config(format!(
+                "the feature-fusion model's classifier is a cosine classifier over the fused features; it cannot take a {} head",
+                other.kind_name()
+            ))),
         }
     }
 

@@ -91,6 +91,14 @@ fn feature_fusion_mixes_normalised_features_of_two_backbones() {
     assert!(values(out.logits).iter().all(|v| v.abs() <= 1.0001));
     let Network::FeatureFusion(ffn) = &model else { panic!("expected FFN") };
     assert_eq!(ffn.first_weight, 0.9);
+    // its classifier can be replaced by another cosine classifier, by nothing else
+    let linear = ModelConfig::new(Arch::Resnet20, 3, 5, HeadConfig::Linear).init_head(1, &d);
+    let err = model.clone().with_head(linear).unwrap_err().to_string();
+    assert!(err.contains("cosine classifier") && err.contains("linear head"), "{err}");
+    let cosine = config.init_head(1, &d);
+    let longtail_models::Head::Cosine(expected) = cosine.clone() else { panic!("a cosine head") };
+    let Network::FeatureFusion(swapped) = model.with_head(cosine).unwrap() else { panic!("still FFN") };
+    assert_eq!(values(swapped.head.weight.val()), values(expected.weight.val()));
 }
 
 #[test]

@@ -26,20 +26,20 @@ pub fn change_head(network: Network, change: &HeadChange, model: &ModelConfig, c
         HeadChange::Keep => network,
         HeadChange::Reinit => {
             let head = model.init_head(mix_seed(seed, stage as u64, 0x4ead), device);
-            network.with_head(head)
+            network.with_head(head)?
         }
         HeadChange::Lws => {
             let fc = linear_of(&network)?;
             let classes = fc.weight.dims()[1];
             let scales = Param::from_tensor(burn::tensor::Tensor::ones([classes], device));
-            network.with_head(Head::Lws(LwsHead { fc, scales }))
+            network.with_head(Head::Lws(LwsHead { fc, scales }))?
         }
         HeadChange::TauNorm { tau } => {
             if !(tau.is_finite() && *tau >= 0.0) {
                 return Err(TrainError::config("stages.head.tau", format!("must be >= 0, got {tau}")));
             }
             let fc = linear_of(&network)?;
-            network.with_head(Head::TauNorm(TauNormHead { fc, tau: *tau }))
+            network.with_head(Head::TauNorm(TauNormHead { fc, tau: *tau }))?
         }
         HeadChange::LogitAdjust { tau } => {
             let mut fc = linear_of(&network)?;
@@ -47,7 +47,7 @@ pub fn change_head(network: Network, change: &HeadChange, model: &ModelConfig, c
             let log_prior: Vec<f64> = counts.iter().map(|&n| tau * (n as f64 / total as f64).ln()).collect();
             let bias = fc.bias.take().map(|b| b.val()).unwrap_or_else(|| burn::tensor::Tensor::zeros([counts.len()], device));
             fc.bias = Some(Param::from_tensor((bias - constant(&log_prior, device)).detach()));
-            network.with_head(Head::Linear(LinearHead { fc }))
+            network.with_head(Head::Linear(LinearHead { fc }))?
         }
     })
 }
