@@ -238,3 +238,26 @@ fn mixed_precision_runs_learn_and_resume() {
         }
     }
 }
+
+/// A run's history reads back bit for bit: JSON floats are parsed exactly (serde_json's
+/// `float_roundtrip`), so a resumed run's earlier epochs keep their values. Without it these
+/// values (losses of real tiny runs) came back one unit in the last place off.
+#[test]
+fn run_state_floats_read_back_exactly() {
+    use longtail_train::run_dir::{EpochRecord, RunState};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = RunDir::new(tmp.path());
+    dir.create().unwrap();
+    let values = [1.8117978050595238, 0.20222385951450894, 3.9242960611979165, 2.6059884207589286, 0.22223855881463914, 1.0251403081984747];
+    let history = values
+        .iter()
+        .enumerate()
+        .map(|(epoch, &v)| EpochRecord { stage: 0, stage_name: "s".into(), epoch, lr: v / 7.0, train_loss: v, train_accuracy: 100.0 * v / 3.0, seconds: v, images_per_second: v * 1e3, test: None })
+        .collect();
+    let state = RunState { history, ..Default::default() };
+    dir.write_state(&state).unwrap();
+    let back = dir.read_state().unwrap();
+    for (a, b) in back.history.iter().zip(&state.history) {
+        assert_eq!((a.train_loss.to_bits(), a.lr.to_bits(), a.train_accuracy.to_bits()), (b.train_loss.to_bits(), b.lr.to_bits(), b.train_accuracy.to_bits()));
+    }
+}

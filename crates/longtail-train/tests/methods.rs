@@ -75,6 +75,44 @@ fn run(config: &ExperimentConfig, dir: &Path) -> longtail_train::FinalReport {
     out.final_report.unwrap()
 }
 
+/// What a method's tiny run must reproduce bit for bit across a change that should not move
+/// numbers (the engine re-shape): the final metrics' accuracy, ECE and confusion matrix, and the
+/// training loss of every epoch (the first epoch's included), as JSON numbers that read back to
+/// the same f64.
+fn fingerprint(report: &longtail_train::FinalReport, history: &[longtail_train::run_dir::EpochRecord]) -> serde_json::Value {
+    serde_json::json!({
+        "accuracy": report.metrics.accuracy,
+        "ece": report.metrics.ece,
+        "confusion": report.metrics.confusion,
+        "train_losses": history.iter().map(|r| r.train_loss).collect::<Vec<_>>(),
+    })
+}
+
+const FINGERPRINTS: &str = "tests/fixtures/method_fingerprints.json";
+
+/// `LONGTAIL_FINGERPRINTS=write` records every method's fingerprint in [`FINGERPRINTS`];
+/// `=check` fails on any bit that differs from it. Unset, nothing is compared: tests running side
+/// by side share the thread pool, and a reduction split differently moves the last bits. Run it
+/// alone: `LONGTAIL_FINGERPRINTS=check cargo test -p longtail-train --test methods every_method`.
+fn fingerprints(got: &serde_json::Map<String, serde_json::Value>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(FINGERPRINTS);
+    let lines: Vec<String> = got.iter().map(|(method, print)| format!("  {}: {print}", serde_json::Value::from(method.as_str()))).collect();
+    let text = format!("{{\n{}\n}}\n", lines.join(",\n"));
+    match std::env::var("LONGTAIL_FINGERPRINTS").as_deref() {
+        Ok("write") => std::fs::write(&path, text).unwrap(),
+        Ok("check") => {
+            let want: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut differ: Vec<&String> = want.keys().chain(got.keys()).filter(|m| want.get(*m) != got.get(*m)).collect();
+            differ.sort();
+            differ.dedup();
+            let written = std::env::temp_dir().join("method_fingerprints.got.json");
+            std::fs::write(&written, text).unwrap();
+            assert!(differ.is_empty(), "fingerprints differ from {FINGERPRINTS} for {differ:?}; this run's are in {}", written.display());
+        }
+        _ => {}
+    }
+}
+
 #[test]
 fn every_method_trains_end_to_end_and_beats_chance() {
     let tmp = tempfile::tempdir().unwrap();
@@ -87,6 +125,7 @@ fn every_method_trains_end_to_end_and_beats_chance() {
     let kps = runs.join("base-kps");
     run(&tiny("kps", &data), &kps);
     let mut failures = Vec::new();
+    let mut prints = serde_json::Map::new();
     for m in METHODS {
         let mut config = tiny(m.name, &data);
         if config.init_from.is_some() {
@@ -103,6 +142,7 @@ fn every_method_trains_end_to_end_and_beats_chance() {
         let report = run(&config, &runs.join(m.name));
         // the training loss of the last trained stage falls below its first epoch's
         let history = RunDir::new(runs.join(m.name)).read_state().unwrap().history;
+        prints.insert(m.name.to_string(), fingerprint(&report, &history));
         let last = history.iter().map(|r| r.stage).max();
         let losses: Vec<f64> = history.iter().filter(|r| Some(r.stage) == last).map(|r| r.train_loss).collect();
         eprintln!("{:<26} accuracy {:.1}%, last stage's losses {losses:.3?}", m.name, report.metrics.accuracy);
@@ -138,6 +178,7 @@ fn every_method_trains_end_to_end_and_beats_chance() {
         }
     }
     assert!(failures.is_empty(), "methods at or near chance: {failures:?}");
+    fingerprints(&prints);
 }
 
 #[test]
