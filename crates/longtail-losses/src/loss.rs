@@ -119,10 +119,12 @@ impl Loss {
             }
             LossSpec::Kps { n_base, max_margin, base_scale, ga_epoch, scale_cap, margins } => {
                 check(*n_base > 1.0 && *max_margin >= 0.0 && *base_scale > 0.0, name, "needs n_base > 1, max_margin >= 0, base_scale > 0")?;
-                check(*scale_cap >= *base_scale, name, format!("scale_cap ({scale_cap}) must be at least base_scale ({base_scale})"))?;
+                if ga_epoch.is_some() {
+                    check(*scale_cap >= *base_scale, name, format!("scale_cap ({scale_cap}) must be at least base_scale ({base_scale})"))?;
+                }
                 let (r, m, mut s) = kps_constants(counts, *n_base, *max_margin, *base_scale, *margins);
                 // the code's `clamp(flip(s_list) * s, s, 50)`
-                s.iter_mut().for_each(|v| *v = v.clamp(*base_scale, *scale_cap));
+                s.iter_mut().for_each(|v| *v = v.max(*base_scale).min(*scale_cap));
                 Kind::Kps { r: c(&r), m: c(&m), s: c(&s), base_scale: *base_scale, ga_epoch: *ga_epoch }
             }
             LossSpec::Fbl { strength, curriculum, end_fraction } => {

@@ -129,7 +129,8 @@ pub enum LossSpec {
         #[serde(default)]
         form: FocalForm,
         /// `(1 - p)^gamma` as a constant in the gradient (the thesis authors' `focal_loss`:
-        /// `(1 - p.detach()) ** gamma`); LDAM-DRW's and Cui et al.'s code differentiate it.
+        /// `(1 - p.detach()) ** gamma`, which the `focal` method's configs set); LDAM-DRW's and
+        /// Cui et al.'s code differentiate it (the default when the key is absent).
         #[serde(default)]
         detach: bool,
     },

@@ -9,7 +9,7 @@
 //! Burn's, and `freeze` / `no_grad` work on it the same way.
 
 use burn::module::{Content, DisplaySettings, Flag, Module, ModuleDisplay, Param, RunningState};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, assert_shape};
 
 /// Batch norm over `[batch, channels, ...]` with PyTorch's running-variance update.
 #[derive(Module, Debug)]
@@ -46,7 +46,13 @@ impl BatchNorm {
 
     /// Normalises with the batch's statistics while training on an autodiff device (and the layer
     /// is not frozen), with the running ones otherwise.
+    ///
+    /// # Panics
+    ///
+    /// If the input's second axis is not the layer's channel count (as Burn's).
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let [channels] = self.gamma.shape().dims();
+        assert_shape!(input, [_, channels, ..]);
         if input.device().is_autodiff() && self.training.is_enabled() { self.forward_train(input) } else { self.forward_inference(input) }
     }
 
@@ -83,6 +89,7 @@ impl ModuleDisplay for BatchNorm {
 
     fn custom_content(&self, content: Content) -> Option<Content> {
         let [channels] = self.beta.shape().dims();
-        content.add("num_features", &channels).add("momentum", &self.momentum).add("epsilon", &self.epsilon).optional()
+        let content = content.add("num_features", &channels).add("momentum", &self.momentum).add("epsilon", &self.epsilon);
+        if self.training.is_enabled() { content.optional() } else { content.add("training", &self.training).optional() }
     }
 }

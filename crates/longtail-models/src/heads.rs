@@ -40,9 +40,14 @@ pub enum HeadConfig {
     CoarseFine { num_coarse: usize },
 }
 
-/// `x / max(‖x‖_2, 1e-12)` along `dim` (PyTorch's `F.normalize`).
+/// `x / max(‖x‖_2, 1e-12)` along `dim` (PyTorch's `F.normalize`), with its gradient at a zero
+/// row too: the norm of an all-zero row is 0 with gradient 0 (as `torch.norm`'s), not the
+/// `0 * inf = NaN` of `sqrt'(0)` that a ReLU feature pooled to exactly zero would spread to every
+/// weight. The zero rows' squares are replaced before the square root and their norms after it.
 pub fn l2_normalize<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
-    let norm = x.clone().powi_scalar(2).sum_dim(dim).sqrt().clamp_min(1e-12);
+    let squares = x.clone().powi_scalar(2).sum_dim(dim);
+    let zero = squares.clone().equal_elem(0.0);
+    let norm = squares.mask_fill(zero.clone(), 1.0).sqrt().mask_fill(zero, 0.0).clamp_min(1e-12);
     x / norm
 }
 

@@ -301,3 +301,31 @@ fn dual_head_fusion_modes_on_fixed_logits() {
         assert_eq!(values(out.aux.unwrap())[..3], [0.0, 1.0, 3.0]);
     }
 }
+
+fn json_matrix(v: &serde_json::Value, d: &Device) -> Tensor<2> {
+    let rows: Vec<Vec<f32>> = v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()).collect();
+    let cols = rows[0].len();
+    Tensor::from_data(TensorData::new(rows.concat(), [rows.len(), cols]), d)
+}
+
+/// The cosine head on a batch with an all-zero feature row (a ReLU network can pool to exactly
+/// 0) against PyTorch's `NormedLinear` (tests/fixtures/normed_linear_ref.py): same cosines, and the
+/// same finite gradients, where `sqrt'(0)` would put NaN into every weight.
+#[test]
+fn cosine_head_at_a_zero_feature_row_has_pytorchs_gradients() {
+    let r: serde_json::Value = serde_json::from_str(include_str!("fixtures/normed_linear_reference.json")).unwrap();
+    let d = device().autodiff();
+    let x = json_matrix(&r["x"], &d).require_grad();
+    let head = longtail_models::heads::CosineHead { weight: Param::from_tensor(json_matrix(&r["weight"], &d)) };
+    let out = head.forward(x.clone());
+    let grads = (out.clone() * json_matrix(&r["g"], &d)).sum().backward();
+    let close = |what: &str, got: Tensor<2>, expected: &serde_json::Value| {
+        let (got, expected) = (values(got), values(json_matrix(expected, &device())));
+        for (g, e) in got.iter().zip(&expected) {
+            assert!(g.is_finite() && (g - e).abs() <= 1e-5 * e.abs().max(1.0), "{what}: {got:?} vs PyTorch's {expected:?}");
+        }
+    };
+    close("cosines", out, &r["out"]);
+    close("gradient wrt the features", x.grad(&grads).unwrap(), &r["grad_x"]);
+    close("gradient wrt the weight", head.weight.grad(&grads).unwrap(), &r["grad_weight"]);
+}

@@ -53,7 +53,7 @@ pub const METHODS: &[MethodInfo] = &[
     MethodInfo { name: "fbl", title: "Feature-balanced loss", paper: THESIS, stages: "1: FBL with curriculum" },
     MethodInfo { name: "gcl", title: "Gaussian clouded logit", paper: THESIS, stages: "2: GCL + mixup, GCL classifier (CBEN sampling)" },
     MethodInfo { name: "h2t", title: "Head-to-tail feature fusion", paper: H2T, stages: "2: CE + mixup run, H2T classifier (class-balanced)" },
-    MethodInfo { name: "h2t-mixup", title: "H2T stage I: CE + mixup network", paper: H2T, stages: "1: CE + mixup, x0.1 at 80%, x0.01 at 90%" },
+    MethodInfo { name: "h2t-mixup", title: "H2T stage I: CE + mixup network", paper: H2T, stages: "1: CE + mixup (CIFAR: x0.1 at 160, x0.01 at 180; else the preset's)" },
     MethodInfo { name: "ffn", title: "Feature fusion network", paper: "Zhou et al., Feature fusion network (Pattern Recognition 2023)", stages: "3: CE run, KPS run, fused cosine classifier (LDAM)" },
     MethodInfo { name: "ffn-ce", title: "FFN stage I: CE + mixup network", paper: "Zhou et al. (2023)", stages: "1: CE + mixup" },
     MethodInfo { name: "ffn-kps", title: "FFN stage I: KPS + mixup network", paper: "Zhou et al. (2023)", stages: "1: KPS + mixup, GA from 60%" },
@@ -215,7 +215,8 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
             ]
         }
         "h2t" => {
-            init_from = source("h2t-mixup");
+            // H2T's own stage I on CIFAR; elsewhere it is the mixup baseline's config
+            init_from = source(if matches!(dataset, Dataset::Cifar10Lt | Dataset::Cifar100Lt) { "h2t-mixup" } else { "mixup" });
             // H2T's CIFAR-100-LT stage-II configs: wd 2e-4 at IF 50 and 200, 5e-4 at IF 100
             let wd = if small && imbalance_factor != 100.0 { 2e-4 } else { 5e-4 };
             let mut s = stage2(&r, "h2t", LossSpec::Ce, SamplerSpec::ClassBalanced, s2_lr, wd, Trainable::ClassifierShiftBn, HeadChange::Keep);
