@@ -79,15 +79,13 @@ impl Hierarchy {
                     ClassRef::Index(i) => {
                         return Err(DataError::format(path, format!("group `{}`: class index {i} outside 0..{}", group.name, fine_names.len())));
                     }
-                    ClassRef::Name(n) => fine_names.iter().position(|f| f == n).ok_or_else(|| {
-                        DataError::format(path, format!("group `{}`: unknown class `{n}` (known: {})", group.name, fine_names.join(", ")))
-                    })?,
+                    ClassRef::Name(n) => fine_names
+                        .iter()
+                        .position(|f| f == n)
+                        .ok_or_else(|| DataError::format(path, format!("group `{}`: unknown class `{n}` (known: {})", group.name, fine_names.join(", "))))?,
                 };
                 if let Some(prev) = parent[fine] {
-                    return Err(DataError::format(
-                        path,
-                        format!("class `{}` is in both `{}` and `{}`", fine_names[fine], file.group[prev].name, group.name),
-                    ));
+                    return Err(DataError::format(path, format!("class `{}` is in both `{}` and `{}`", fine_names[fine], file.group[prev].name, group.name)));
                 }
                 parent[fine] = Some(g);
             }

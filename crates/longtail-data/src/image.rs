@@ -36,8 +36,7 @@ impl Image {
 
     /// Decodes encoded bytes; `path` only names the source in errors.
     pub fn decode(bytes: &[u8], path: &Path, grayscale: bool) -> Result<Self> {
-        let img = image::load_from_memory(bytes)
-            .map_err(|e| DataError::Decode { path: path.to_path_buf(), msg: e.to_string() })?;
+        let img = image::load_from_memory(bytes).map_err(|e| DataError::Decode { path: path.to_path_buf(), msg: e.to_string() })?;
         Ok(if grayscale {
             let g = img.to_luma8();
             Self::new(g.height() as usize, g.width() as usize, 1, g.into_raw())

@@ -59,10 +59,7 @@ impl Loader {
             return Err(DataError::invalid("batch_size", "must be at least 1"));
         }
         if pipeline.mean.len() != image_shape[0] {
-            return Err(DataError::invalid(
-                "transform",
-                format!("normalisation has {} channels but the model takes {}", pipeline.mean.len(), image_shape[0]),
-            ));
+            return Err(DataError::invalid("transform", format!("normalisation has {} channels but the model takes {}", pipeline.mean.len(), image_shape[0])));
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -62,9 +62,7 @@ pub fn profile_counts(profile: Profile, imbalance_factor: f64, n_max: usize, num
     let counts = match profile {
         Profile::Natural => vec![n_max; num_classes],
         Profile::Exp if num_classes == 1 => vec![n_max],
-        Profile::Exp => (0..num_classes)
-            .map(|i| (n_max as f64 * factor.powf(i as f64 / (num_classes as f64 - 1.0))) as usize)
-            .collect(),
+        Profile::Exp => (0..num_classes).map(|i| (n_max as f64 * factor.powf(i as f64 / (num_classes as f64 - 1.0))) as usize).collect(),
         Profile::Step { minority_fraction } => {
             if !(0.0..=1.0).contains(&minority_fraction) {
                 return Err(DataError::invalid("minority_fraction", format!("must be in [0, 1], got {minority_fraction}")));
@@ -100,12 +98,7 @@ pub fn build_long_tail(train: &Dataset, spec: &LongTailSpec) -> Result<Dataset> 
             return Err(DataError::EmptyClass { class, name: train.class_names[class].clone() });
         }
         if n > idx.len() {
-            return Err(DataError::NotEnoughImages {
-                class,
-                name: train.class_names[class].clone(),
-                available: idx.len(),
-                requested: n,
-            });
+            return Err(DataError::NotEnoughImages { class, name: train.class_names[class].clone(), available: idx.len(), requested: n });
         }
         if let Some(rng) = numpy.as_mut() {
             rng.shuffle(&mut idx);

@@ -29,11 +29,18 @@ pub enum SamplerSpec {
     Progressive,
     Reversed,
     /// One weight per class, applied to each of its samples.
-    ClassWeighted { weights: Vec<f64> },
+    ClassWeighted {
+        weights: Vec<f64>,
+    },
     /// Per-sample weight `(1 - beta) / (1 - beta^n_y)` (class-balanced effective number).
-    EffectiveNumber { beta: f64 },
+    EffectiveNumber {
+        beta: f64,
+    },
     /// GCL's class-based effective number (thesis Eqs. 5.13-5.15), `beta_j` in `[a, a + b]`.
-    Cben { a: f64, b: f64 },
+    Cben {
+        a: f64,
+        b: f64,
+    },
 }
 
 /// Draws epochs of sample indices for one dataset.
@@ -96,9 +103,7 @@ impl Sampler {
     /// The probability of drawing each class at `epoch` of `total_epochs` (0-based epochs).
     pub fn class_probabilities(&self, epoch: usize, total_epochs: usize) -> Vec<f64> {
         let counts: Vec<f64> = self.by_class.iter().map(|c| c.len() as f64).collect();
-        let present = |f: &dyn Fn(f64) -> f64| -> Vec<f64> {
-            counts.iter().map(|&n| if n > 0.0 { f(n) } else { 0.0 }).collect()
-        };
+        let present = |f: &dyn Fn(f64) -> f64| -> Vec<f64> { counts.iter().map(|&n| if n > 0.0 { f(n) } else { 0.0 }).collect() };
         let raw = match &self.spec {
             SamplerSpec::Instance => counts.clone(),
             SamplerSpec::ClassBalanced => present(&|_| 1.0),
@@ -113,10 +118,7 @@ impl Sampler {
                 let t = if total_epochs == 0 { 0.0 } else { epoch as f64 / total_epochs as f64 };
                 let total: f64 = counts.iter().sum();
                 let nonempty = counts.iter().filter(|&&n| n > 0.0).count() as f64;
-                counts
-                    .iter()
-                    .map(|&n| if n > 0.0 { (1.0 - t) * n / total + t / nonempty } else { 0.0 })
-                    .collect()
+                counts.iter().map(|&n| if n > 0.0 { (1.0 - t) * n / total + t / nonempty } else { 0.0 }).collect()
             }
         };
         let sum: f64 = raw.iter().sum();

@@ -93,12 +93,7 @@ impl DataConfig {
         let source = if hundred { SourceSpec::Cifar100 { root } } else { SourceSpec::Cifar10 { root } };
         Self {
             source,
-            long_tail: LongTailSpec {
-                profile: Profile::Exp,
-                imbalance_factor,
-                max_per_class: None,
-                selection: Selection::NumpyShuffle { seed: 0 },
-            },
+            long_tail: LongTailSpec { profile: Profile::Exp, imbalance_factor, max_per_class: None, selection: Selection::NumpyShuffle { seed: 0 } },
             hierarchy: None,
             recipe: Recipe::Cifar,
             train_transform: None,
@@ -139,18 +134,16 @@ pub fn read_source(source: &SourceSpec) -> Result<Splits> {
         SourceSpec::Cifar100 { root } => cifar::read_cifar100(root),
         SourceSpec::FashionMnist { root } => idx::read_fashion_mnist(root.as_deref()),
         SourceSpec::Idx { root, classes } => idx::read_idx_dataset(root, "idx", classes),
-        SourceSpec::List { image_root, train, test, val, class_names, num_classes, grayscale } => {
-            list::read_list_splits(&list::ListSpec {
-                name: "list".into(),
-                image_root: image_root.clone(),
-                train: train.clone(),
-                test: test.clone(),
-                val: val.clone(),
-                class_names: class_names.clone(),
-                num_classes: *num_classes,
-                grayscale: *grayscale,
-            })
-        }
+        SourceSpec::List { image_root, train, test, val, class_names, num_classes, grayscale } => list::read_list_splits(&list::ListSpec {
+            name: "list".into(),
+            image_root: image_root.clone(),
+            train: train.clone(),
+            test: test.clone(),
+            val: val.clone(),
+            class_names: class_names.clone(),
+            num_classes: *num_classes,
+            grayscale: *grayscale,
+        }),
         SourceSpec::Inat2018 { image_root, train_json, val_json } => inat::read_inat(train_json, val_json, image_root),
         SourceSpec::Folder { train, test, grayscale } => {
             let train = folder::read_folder(train, "folder", None, *grayscale)?;
@@ -163,9 +156,10 @@ pub fn read_source(source: &SourceSpec) -> Result<Splits> {
 /// Loads `builtin:<name>` or a hierarchy file.
 pub fn load_hierarchy(spec: &str, fine_names: &[String]) -> Result<Hierarchy> {
     if let Some(name) = spec.strip_prefix("builtin:") {
-        let (_, text) = BUILTIN_HIERARCHIES.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-            DataError::invalid("hierarchy", format!("no built-in hierarchy `{name}` (available: fashion-mnist)"))
-        })?;
+        let (_, text) = BUILTIN_HIERARCHIES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| DataError::invalid("hierarchy", format!("no built-in hierarchy `{name}` (available: fashion-mnist)")))?;
         let dir = std::env::temp_dir().join(format!("longtail-builtin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
         let path = dir.join(format!("{name}.toml"));

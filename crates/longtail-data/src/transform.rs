@@ -82,9 +82,7 @@ impl Recipe {
                 &IMAGENET_MEAN,
                 &IMAGENET_STD,
             ),
-            Recipe::FashionMnist => {
-                Pipeline::grayscale(vec![PadTo { size: 32 }, RandomCrop { size: 32, padding: 4 }, HorizontalFlip { p: 0.5 }], channels)
-            }
+            Recipe::FashionMnist => Pipeline::grayscale(vec![PadTo { size: 32 }, RandomCrop { size: 32, padding: 4 }, HorizontalFlip { p: 0.5 }], channels),
         }
     }
 
@@ -117,11 +115,7 @@ impl Pipeline {
         if channels > 1 {
             ops.push(TransformOp::Channels { n: channels });
         }
-        Self {
-            ops,
-            mean: vec![FASHION_MNIST_MEAN[0]; channels.max(1)],
-            std: vec![FASHION_MNIST_STD[0]; channels.max(1)],
-        }
+        Self { ops, mean: vec![FASHION_MNIST_MEAN[0]; channels.max(1)], std: vec![FASHION_MNIST_STD[0]; channels.max(1)] }
     }
 
     /// Checks the pipeline's numbers.
@@ -170,7 +164,13 @@ impl Pipeline {
         if out.len() != img.data.len() {
             return Err(DataError::invalid(
                 "transform",
-                format!("image is {}x{}x{} after transforms but the batch expects {} values; add a crop/resize", img.height, img.width, img.channels, out.len()),
+                format!(
+                    "image is {}x{}x{} after transforms but the batch expects {} values; add a crop/resize",
+                    img.height,
+                    img.width,
+                    img.channels,
+                    out.len()
+                ),
             ));
         }
         let plane = img.height * img.width;

@@ -46,18 +46,36 @@ pub fn levels(counts: &[usize], split: &LevelSplit) -> Vec<usize> {
     match split {
         LevelSplit::Thresholds { many_above, few_below } => {
             for (j, &n) in counts.iter().enumerate() {
-                level[j] = if n > *many_above { 0 } else if n < *few_below { 2 } else { 1 };
+                level[j] = if n > *many_above {
+                    0
+                } else if n < *few_below {
+                    2
+                } else {
+                    1
+                };
             }
         }
         LevelSplit::Rank { head, medium } => {
             for (rank, &j) in order.iter().enumerate() {
-                level[j] = if rank < *head { 0 } else if rank < head + medium { 1 } else { 2 };
+                level[j] = if rank < *head {
+                    0
+                } else if rank < head + medium {
+                    1
+                } else {
+                    2
+                };
             }
         }
         LevelSplit::RankThirds => {
             let k = c / 3;
             for (rank, &j) in order.iter().enumerate() {
-                level[j] = if rank < k { 0 } else if rank < c - k { 1 } else { 2 };
+                level[j] = if rank < k {
+                    0
+                } else if rank < c - k {
+                    1
+                } else {
+                    2
+                };
             }
         }
     }

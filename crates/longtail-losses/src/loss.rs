@@ -3,9 +3,7 @@
 use burn::tensor::activation::{log_softmax, softplus};
 use burn::tensor::{Device, Int, Tensor};
 
-use crate::class_stats::{
-    ClassWeighting, cdt_factors, hierarchical_factors, kps_constants, label_aware_smoothing, ldam_margins, normalized_log_gap,
-};
+use crate::class_stats::{ClassWeighting, cdt_factors, hierarchical_factors, kps_constants, label_aware_smoothing, ldam_margins, normalized_log_gap};
 use crate::functional::{class_weighted, constant, cross_entropy, nll, one_hot, per_sample};
 use crate::spec::{BranchSchedule, Curriculum, FocalForm, LossSpec};
 
@@ -132,7 +130,11 @@ impl Loss {
                 Kind::Fbl { lambda: c(&normalized_log_gap(counts)), strength: *strength, curriculum: *curriculum, end_fraction: *end_fraction }
             }
             LossSpec::Gcl { scale, noise_mul, sigma, margin, focal_gamma } => {
-                check(*scale > 0.0 && *noise_mul >= 0.0 && *sigma >= 0.0 && *focal_gamma >= 0.0, name, "needs scale > 0 and non-negative noise_mul, sigma, focal_gamma")?;
+                check(
+                    *scale > 0.0 && *noise_mul >= 0.0 && *sigma >= 0.0 && *focal_gamma >= 0.0,
+                    name,
+                    "needs scale > 0 and non-negative noise_mul, sigma, focal_gamma",
+                )?;
                 Kind::Gcl {
                     delta: c(&normalized_log_gap(counts)),
                     scale: *scale,

@@ -73,7 +73,11 @@ impl BranchSchedule {
             BranchSchedule::Quadratic => (1.0 - t).powi(2),
             BranchSchedule::Equal => 0.5,
             BranchSchedule::Segmented { switch_fraction } => {
-                if t <= switch_fraction { 1.0 } else { 0.0 }
+                if t <= switch_fraction {
+                    1.0
+                } else {
+                    0.0
+                }
             }
             BranchSchedule::Cosine => (t * std::f64::consts::FRAC_PI_2).cos(),
         }

@@ -46,11 +46,7 @@ fn run(spec: &LossSpec, counts: &[usize], targets: &[i64], features: Option<Vec<
     let v: f32 = value.clone().into_scalar();
     let grads = value.backward();
     let flat = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
-    Run {
-        value: v as f64,
-        grad: flat(logits.grad(&grads).unwrap()),
-        grad_features: features.map(|f| f.grad(&grads).map(flat).unwrap_or_default()),
-    }
+    Run { value: v as f64, grad: flat(logits.grad(&grads).unwrap()), grad_features: features.map(|f| f.grad(&grads).map(flat).unwrap_or_default()) }
 }
 
 fn close(name: &str, what: &str, got: &[f32], expected: &[Vec<f32>]) {

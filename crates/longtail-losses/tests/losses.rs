@@ -202,12 +202,7 @@ fn gcl_cloud_shifts_logits_by_the_expected_amount() {
 
 #[test]
 fn hrdc_loss_value_and_gradients_on_both_heads() {
-    let spec = LossSpec::Hrdc {
-        gamma: 0.2,
-        levels: LevelSplit::Rank { head: 2, medium: 1 },
-        schedule: BranchSchedule::Quadratic,
-        reweight_loss: None,
-    };
+    let spec = LossSpec::Hrdc { gamma: 0.2, levels: LevelSplit::Rank { head: 2, medium: 1 }, schedule: BranchSchedule::Quadratic, reweight_loss: None };
     assert_case("hrdc_e4_of_10", &run(&spec, 4, 10, Aux::Dual, false));
 }
 
@@ -271,7 +266,8 @@ fn multi_granularity_magnitude_scaling() {
         }
         let logits = t2(&z, &d).require_grad();
         let loss = Loss::new(&spec, &COUNTS, Some(&COARSE), &d).unwrap();
-        let inputs = LossInputs { logits: logits.clone(), aux: Some(t2(&AUXC, &d)), features: None, targets: ints(&Y, &d), coarse_targets: Some(ints(&YC, &d)) };
+        let inputs =
+            LossInputs { logits: logits.clone(), aux: Some(t2(&AUXC, &d)), features: None, targets: ints(&Y, &d), coarse_targets: Some(ints(&YC, &d)) };
         let out = loss.forward(&inputs, LossState::new(3, 10)).unwrap();
         let v: f32 = out.clone().into_scalar();
         assert!((v as f64 - value).abs() < 2e-5 * value, "s = {s}: value {v} vs {value}");
@@ -315,7 +311,9 @@ fn bad_hyperparameters_and_missing_inputs_are_errors() {
     assert!(Loss::new(&LossSpec::Ce, &[10, 0, 3], None, &d).unwrap_err().to_string().contains("at least one training image"));
     let mg = LossSpec::MultiGranularity { coarse_epochs: 1, fine_epochs: 1, magnitude_scaling: false, drw_epoch: None };
     assert!(Loss::new(&mg, &COUNTS, None, &d).unwrap_err().to_string().contains("hierarchy"));
-    let hrdc = Loss::new(&LossSpec::Hrdc { gamma: 0.2, levels: LevelSplit::RankThirds, schedule: BranchSchedule::Quadratic, reweight_loss: None }, &COUNTS, None, &d).unwrap();
+    let hrdc =
+        Loss::new(&LossSpec::Hrdc { gamma: 0.2, levels: LevelSplit::RankThirds, schedule: BranchSchedule::Quadratic, reweight_loss: None }, &COUNTS, None, &d)
+            .unwrap();
     let inputs = LossInputs { logits: t2(&Z, &d), aux: None, features: None, targets: ints(&Y, &d), coarse_targets: None };
     let err = hrdc.forward(&inputs, LossState::new(0, 2)).unwrap_err();
     assert!(err.to_string().contains("dual"), "{err}");
@@ -341,7 +339,10 @@ fn gcl_noise_is_drawn_per_step() {
     let noisy = LossSpec::Gcl { scale: 30.0, noise_mul: 0.5, sigma: 1.0 / 3.0, margin: 0.0, focal_gamma: 0.0 };
     let loss = Loss::new(&noisy, &COUNTS, None, &d).unwrap();
     let inputs = LossInputs { logits: t2(&Z, &d), aux: None, features: None, targets: ints(&Y, &d), coarse_targets: None };
-    let at = |seed: u64| -> f64 { let v: f32 = loss.forward(&inputs, LossState { epoch: 0, total_epochs: 10, seed }).unwrap().into_scalar(); v as f64 };
+    let at = |seed: u64| -> f64 {
+        let v: f32 = loss.forward(&inputs, LossState { epoch: 0, total_epochs: 10, seed }).unwrap().into_scalar();
+        v as f64
+    };
     let values: Vec<f64> = (0..4).map(at).collect();
     assert_eq!(at(2), values[2], "a step's seed fixes its cloud");
     for i in 0..4 {

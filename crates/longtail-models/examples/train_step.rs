@@ -24,10 +24,8 @@ fn main() {
     let fc = LinearConfig::new(64, 10).init(&device);
     let mut model = Net { backbone, fc };
     println!("params {}", model.num_params());
-    let mut optim = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
-        .with_weight_decay(Some(WeightDecayConfig::new(2e-4)))
-        .init();
+    let mut optim =
+        SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_dampening(0.0))).with_weight_decay(Some(WeightDecayConfig::new(2e-4))).init();
     let batch = 128;
     let steps: usize = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
     let x = Tensor::<4>::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);

@@ -20,9 +20,9 @@
 //! sigmoid as [`FusionWeight::Sigmoid`]. The paper puts `W` on the shortcut `X_d`; the code puts
 //! it on the residual path ([`WeightedPath::Residual`]).
 
+use crate::batch_norm::BatchNorm;
 use crate::precision::AutocastConv;
 use burn::module::Module;
-use crate::batch_norm::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::Tensor;

@@ -33,11 +33,17 @@ pub enum HeadConfig {
     Linear,
     Cosine,
     Lws,
-    TauNorm { tau: f64 },
+    TauNorm {
+        tau: f64,
+    },
     /// HRDC: `reweight_weight` is the re-weighting branch's share in the fused prediction
     /// (tail fusion 0.75, average 0.5, head 0.25).
-    Dual { reweight_weight: f64 },
-    CoarseFine { num_coarse: usize },
+    Dual {
+        reweight_weight: f64,
+    },
+    CoarseFine {
+        num_coarse: usize,
+    },
 }
 
 /// `x / max(‖x‖_2, 1e-12)` along `dim` (PyTorch's `F.normalize`), with its gradient at a zero
@@ -169,10 +175,9 @@ impl Head {
                 reweight: linear(init, d_in, num_classes, how),
                 reweight_weight: *reweight_weight,
             }),
-            HeadConfig::CoarseFine { num_coarse } => Head::CoarseFine(CoarseFineHead {
-                coarse: linear(init, d_in, *num_coarse, how),
-                fine: linear(init, d_in, num_classes, how),
-            }),
+            HeadConfig::CoarseFine { num_coarse } => {
+                Head::CoarseFine(CoarseFineHead { coarse: linear(init, d_in, *num_coarse, how), fine: linear(init, d_in, num_classes, how) })
+            }
         }
     }
 

@@ -29,5 +29,5 @@ pub mod weights;
 pub use batch_norm::BatchNorm;
 pub use error::ModelError;
 pub use heads::{Head, HeadConfig, HeadOutput};
-pub use precision::{AutocastConv, Precision, autocast};
 pub use network::{Arch, Backbone, Classifier, CsmsOptions, FeatureFusion, ModelConfig, ModelOutput, Network, count_learnable};
+pub use precision::{AutocastConv, Precision, autocast};

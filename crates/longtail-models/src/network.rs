@@ -171,9 +171,9 @@ impl ModelConfig {
 
     fn backbone(&self, init: &mut Init) -> Backbone {
         match self.arch {
-            a if a.cifar_blocks().is_some() => Backbone::ResNetCifar(
-                ResNetCifarConfig { blocks_per_stage: a.cifar_blocks().unwrap(), in_channels: self.in_channels }.init(init),
-            ),
+            a if a.cifar_blocks().is_some() => {
+                Backbone::ResNetCifar(ResNetCifarConfig { blocks_per_stage: a.cifar_blocks().unwrap(), in_channels: self.in_channels }.init(init))
+            }
             Arch::Resnet50 => Backbone::ResNet(ResNetConfig::resnet50(self.in_channels).init(init)),
             Arch::Resnet152 => Backbone::ResNet(ResNetConfig::resnet152(self.in_channels).init(init)),
             Arch::Resnext50_32x4d => Backbone::ResNet(ResNetConfig::resnext50_32x4d(self.in_channels).init(init)),
@@ -348,12 +348,9 @@ impl Network {
         let freeze = |b: Backbone| if shift_bn { b.no_grad() } else { b.freeze() };
         match self {
             Network::Classifier(m) => Network::Classifier(Classifier { backbone: freeze(m.backbone), head: m.head }),
-            Network::FeatureFusion(m) => Network::FeatureFusion(FeatureFusion {
-                first: freeze(m.first),
-                second: freeze(m.second),
-                head: m.head,
-                first_weight: m.first_weight,
-            }),
+            Network::FeatureFusion(m) => {
+                Network::FeatureFusion(FeatureFusion { first: freeze(m.first), second: freeze(m.second), head: m.head, first_weight: m.first_weight })
+            }
         }
     }
 

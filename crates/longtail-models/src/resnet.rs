@@ -4,12 +4,12 @@
 //! state-dict keys so ImageNet-pretrained weights load with a light remapping. Convolutions use
 //! Kaiming-normal fan-out initialisation, batch norms `gamma = 1`, `beta = 0` (torchvision).
 
+use crate::batch_norm::BatchNorm;
 use crate::precision::AutocastConv;
 use burn::module::Module;
-use crate::batch_norm::BatchNorm;
+use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::PaddingConfig2d;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -95,10 +95,8 @@ impl Bottleneck {
         let bn2 = batch_norm(init, width);
         let conv3 = conv2d(init, ConvSpec::new(width, out, 1, 1), Fan::Out);
         let bn3 = batch_norm(init, out);
-        let downsample = (stride != 1 || in_planes != out).then(|| Downsample {
-            conv: conv2d(init, ConvSpec::new(in_planes, out, 1, stride), Fan::Out),
-            bn: batch_norm(init, out),
-        });
+        let downsample = (stride != 1 || in_planes != out)
+            .then(|| Downsample { conv: conv2d(init, ConvSpec::new(in_planes, out, 1, stride), Fan::Out), bn: batch_norm(init, out) });
         Self { conv1, bn1, conv2, bn2, conv3, bn3, downsample }
     }
 

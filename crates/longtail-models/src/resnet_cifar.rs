@@ -3,9 +3,9 @@
 //! 1/2/2), option-A shortcuts (stride-2 subsampling plus zero channel padding) and Kaiming-normal
 //! (fan-in) weights, as in the LDAM-DRW reference code. ResNet-32 is `n = 5` (0.46M parameters).
 
+use crate::batch_norm::BatchNorm;
 use crate::precision::AutocastConv;
 use burn::module::Module;
-use crate::batch_norm::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, s};

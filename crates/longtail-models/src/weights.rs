@@ -100,12 +100,7 @@ pub fn import_pytorch(mut network: Network, path: &Path, layout: PytorchLayout, 
         store = store.with_regex(r"^backbone\.").allow_partial(true);
     }
     let result = network.load_from(&mut store).map_err(|e| read_err(path, e))?;
-    let missing: Vec<&str> = result
-        .missing
-        .iter()
-        .map(|(p, _)| p.as_str())
-        .filter(|p| with_classifier || p.contains("backbone"))
-        .collect();
+    let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).filter(|p| with_classifier || p.contains("backbone")).collect();
     if !missing.is_empty() {
         return Err(ModelError::Mismatch { path: path.to_path_buf(), msg: format!("missing keys: {}", missing.join(", ")) });
     }

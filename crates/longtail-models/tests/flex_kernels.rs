@@ -340,13 +340,31 @@ fn casts_to_bf16_and_f16_round_to_nearest_even_in_parallel_chunks() {
     // 200,003 values: several 65,536-value chunks and a remainder; the specials at both ends
     let mut v: Vec<f32> = values(200_003, 21).iter().enumerate().map(|(i, x)| x * 2f32.powi((i % 40) as i32 - 20)).collect();
     let specials = [
-        0.0, -0.0, 1.0, -2.5, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN_POSITIVE,
-        1.0 + 2f32.powi(-8), 1.0 + 3.0 * 2f32.powi(-8), // bf16 ties: to 1.0 and to 1 + 2^-6
-        1.0 + 2f32.powi(-11), 1.0 + 3.0 * 2f32.powi(-11), // f16 ties: to 1.0 and to 1 + 2^-9
-        65504.0, 65519.0, 65520.0, 1e5, // f16's largest, below and at the overflow point, beyond
-        6e-8, 3e-5, -1e-6, // f16 subnormals
-        2f32.powi(-25), -2f32.powi(-25), 3.0 * 2f32.powi(-25), // f16 ties at the smallest subnormal: to +-0 and to 2^-23
-        1e-40, -f32::from_bits(1), 3.0 * 2f32.powi(-134), // f32 (and bf16) subnormals, a bf16 tie among them
+        0.0,
+        -0.0,
+        1.0,
+        -2.5,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MAX,
+        f32::MIN_POSITIVE,
+        1.0 + 2f32.powi(-8),
+        1.0 + 3.0 * 2f32.powi(-8), // bf16 ties: to 1.0 and to 1 + 2^-6
+        1.0 + 2f32.powi(-11),
+        1.0 + 3.0 * 2f32.powi(-11), // f16 ties: to 1.0 and to 1 + 2^-9
+        65504.0,
+        65519.0,
+        65520.0,
+        1e5, // f16's largest, below and at the overflow point, beyond
+        6e-8,
+        3e-5,
+        -1e-6, // f16 subnormals
+        2f32.powi(-25),
+        -2f32.powi(-25),
+        3.0 * 2f32.powi(-25), // f16 ties at the smallest subnormal: to +-0 and to 2^-23
+        1e-40,
+        -f32::from_bits(1),
+        3.0 * 2f32.powi(-134), // f32 (and bf16) subnormals, a bf16 tie among them
     ];
     v[..specials.len()].copy_from_slice(&specials);
     let n = v.len();

@@ -62,7 +62,8 @@ fn imported_tensors_land_in_their_places() {
     let net = ModelConfig::new(Arch::Resnet8, 3, 10, HeadConfig::Linear).init(5, &d).unwrap();
     let net = import_pytorch(net, &fixture("resnet8_linear.pth"), PytorchLayout::LdamCifar, true).unwrap();
     let reader = burn::store::pytorch_reader::PytorchReader::with_top_level_key(fixture("resnet8_linear.pth"), "state_dict").unwrap();
-    let torch = |k: &str| -> Vec<f32> { reader.get(k).unwrap().read().unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect() };
+    let torch =
+        |k: &str| -> Vec<f32> { reader.get(k).unwrap().read().unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect() };
     let Network::Classifier(c) = &net else { panic!() };
     let longtail_models::Backbone::ResNetCifar(b) = &c.backbone else { panic!() };
     let vals = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();

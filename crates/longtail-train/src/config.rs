@@ -312,10 +312,7 @@ impl ExperimentConfig {
             return Err(TrainError::config("stages", "needs at least one stage"));
         }
         if !(self.data.long_tail.imbalance_factor.is_finite() && self.data.long_tail.imbalance_factor >= 1.0) {
-            return Err(TrainError::config(
-                "data.long_tail.imbalance_factor",
-                format!("must be >= 1, got {}", self.data.long_tail.imbalance_factor),
-            ));
+            return Err(TrainError::config("data.long_tail.imbalance_factor", format!("must be >= 1, got {}", self.data.long_tail.imbalance_factor)));
         }
         if self.eval.every == 0 || self.eval.batch_size == 0 || self.eval.ece_bins == 0 {
             return Err(TrainError::config("eval", "every, batch_size and ece_bins must be >= 1"));
@@ -377,7 +374,10 @@ impl ExperimentConfig {
         }
         // HRDC's fused prediction weighs the re-weighting branch 0.75 by default: it must be trained
         if matches!(self.model.head, HeadConfig::Dual { .. }) && !self.stages.iter().any(|s| matches!(s.loss, LossSpec::Hrdc { .. })) {
-            return Err(TrainError::config("model.head", "a dual head is trained by the HRDC loss: set a stage's loss = { kind = \"hrdc\", ... } or use a single head"));
+            return Err(TrainError::config(
+                "model.head",
+                "a dual head is trained by the HRDC loss: set a stage's loss = { kind = \"hrdc\", ... } or use a single head",
+            ));
         }
         if self.model.feature_fusion.is_some() != self.fusion.is_some() {
             return Err(TrainError::config("fusion", "FFN needs both model.feature_fusion and a [fusion] section naming its two networks"));

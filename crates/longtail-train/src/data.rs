@@ -50,13 +50,7 @@ impl PreparedData {
             c
         });
         let size = config.data.recipe.image_size();
-        Ok(Self {
-            train: Arc::new(train),
-            test: Arc::new(splits.test),
-            counts,
-            coarse_counts,
-            image_shape: [config.model.in_channels, size, size],
-        })
+        Ok(Self { train: Arc::new(train), test: Arc::new(splits.test), counts, coarse_counts, image_shape: [config.model.in_channels, size, size] })
     }
 
     /// A training loader with the recipe's augmentation.

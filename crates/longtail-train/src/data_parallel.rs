@@ -130,7 +130,15 @@ where
         let rest_out: Vec<_> = handles
             .into_iter()
             .enumerate()
-            .map(|(i, h)| h.join().unwrap_or_else(|payload| Err(TrainError::Run(format!("data-parallel replica {} panicked: {}", i + 1, panic_message(payload.as_ref()).unwrap_or_else(|| "(no message)".into()))))))
+            .map(|(i, h)| {
+                h.join().unwrap_or_else(|payload| {
+                    Err(TrainError::Run(format!(
+                        "data-parallel replica {} panicked: {}",
+                        i + 1,
+                        panic_message(payload.as_ref()).unwrap_or_else(|| "(no message)".into())
+                    )))
+                })
+            })
             .collect();
         (first_out, rest_out)
     });
@@ -223,7 +231,8 @@ mod tests {
             assert!((g - w).abs() < 1e-4 * w.abs().max(1.0), "logits {got:?} vs {want:?}");
         }
         // equal weights (the mistake this guards against) would give another step
-        let (_, equal_loss) = after_step(vec![(d.clone(), batch(&[(true, 0), (false, 1), (true, 0), (false, 1)])), (d, batch(&[(true, 1), (false, 0), (true, 1), (false, 0)]))]);
+        let (_, equal_loss) =
+            after_step(vec![(d.clone(), batch(&[(true, 0), (false, 1), (true, 0), (false, 1)])), (d, batch(&[(true, 1), (false, 0), (true, 1), (false, 0)]))]);
         assert!((equal_loss - want_loss).abs() > 1e-3, "the check cannot tell the weighting apart");
     }
 
@@ -249,7 +258,10 @@ mod tests {
     fn a_panicking_replica_is_an_error_with_its_message() {
         let d = Device::flex().autodiff();
         let net = ModelConfig::new(Arch::Resnet8, 1, 2, HeadConfig::Linear).init(0, &d).unwrap();
-        let slices = [batch(&[(true, 0), (false, 1)]), batch(&[(true, 1), (false, 0)])].into_iter().map(|b| Slice { device: d.clone(), batch: b, fusing: None }).collect();
+        let slices = [batch(&[(true, 0), (false, 1)]), batch(&[(true, 1), (false, 0)])]
+            .into_iter()
+            .map(|b| Slice { device: d.clone(), batch: b, fusing: None })
+            .collect();
         let loss_of = |i: usize, net: &Network, b: DeviceBatch, f: Option<DeviceBatch>, rng: &mut ChaCha8Rng| {
             if i == 1 {
                 panic!("replica loss exploded");

@@ -220,7 +220,13 @@ struct StepContext<'a> {
 }
 
 /// Forward pass and loss of one step; returns `(loss, logits, targets)`.
-fn step_loss(network: &Network, batch: DeviceBatch, fusing: Option<DeviceBatch>, ctx: &StepContext, rng: &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> {
+fn step_loss(
+    network: &Network,
+    batch: DeviceBatch,
+    fusing: Option<DeviceBatch>,
+    ctx: &StepContext,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> {
     let device = batch.images.device();
     let loss_of = |inputs: &LossInputs, state: LossState| -> Result<Tensor<1>> {
         let per = ctx.loss.per_sample(inputs, state)?;
@@ -235,7 +241,13 @@ fn step_loss(network: &Network, batch: DeviceBatch, fusing: Option<DeviceBatch>,
         let backbone = network.backbone().ok_or_else(|| TrainError::Run("H2T needs a single-backbone model".into()))?;
         let fused = crate::h2t::fused_forward(backbone, batch, fusing, h2t.ratio, rng);
         let out = network.head_forward(fused.features.clone());
-        let inputs = LossInputs { logits: out.logits.clone(), aux: out.aux, features: Some(fused.features), targets: fused.targets.clone(), coarse_targets: fused.coarse };
+        let inputs = LossInputs {
+            logits: out.logits.clone(),
+            aux: out.aux,
+            features: Some(fused.features),
+            targets: fused.targets.clone(),
+            coarse_targets: fused.coarse,
+        };
         return Ok((loss_of(&inputs, ctx.state)?, out.logits, fused.targets));
     }
     if let Some(mixup) = &ctx.stage.mixup {
@@ -261,7 +273,8 @@ fn step_loss(network: &Network, batch: DeviceBatch, fusing: Option<DeviceBatch>,
         return Ok((loss, out.logits, batch.targets));
     }
     let out = network.forward(batch.images);
-    let inputs = LossInputs { logits: out.logits.clone(), aux: out.aux, features: Some(out.features), targets: batch.targets.clone(), coarse_targets: batch.coarse };
+    let inputs =
+        LossInputs { logits: out.logits.clone(), aux: out.aux, features: Some(out.features), targets: batch.targets.clone(), coarse_targets: batch.coarse };
     Ok((loss_of(&inputs, ctx.state)?, out.logits, batch.targets))
 }
 
@@ -282,7 +295,10 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
     let data = PreparedData::load(config)?;
     if let Some(RunSource::Run { run }) = &config.init_from {
         if !RunDir::new(run).config().exists() {
-            return Err(TrainError::Run(format!("init_from: {} is not a run folder (no config.toml); train the stage-I run first or fix the path", run.display())));
+            return Err(TrainError::Run(format!(
+                "init_from: {} is not a run folder (no config.toml); train the stage-I run first or fix the path",
+                run.display()
+            )));
         }
     }
     let mut state = if opts.resume {
@@ -351,8 +367,10 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
         let fusing = stage.h2t.as_ref().map(|h| Sampler::new(h.fusing_sampler.clone(), &data.train.labels, data.counts.len())).transpose()?;
         let drw_weights = stage.drw.as_ref().map(|d| constant(&d.weighting.weights(&data.counts), &device));
         // data parallel: each replica device gets its own copy of the loss's constants
-        let replica_losses = replicas.iter().map(|d| Loss::new(&stage.loss, &data.counts, data.coarse_counts.as_deref(), d)).collect::<std::result::Result<Vec<_>, _>>()?;
-        let replica_drw: Vec<Option<Tensor<1>>> = replicas.iter().map(|d| stage.drw.as_ref().map(|w| constant(&w.weighting.weights(&data.counts), d))).collect();
+        let replica_losses =
+            replicas.iter().map(|d| Loss::new(&stage.loss, &data.counts, data.coarse_counts.as_deref(), d)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let replica_drw: Vec<Option<Tensor<1>>> =
+            replicas.iter().map(|d| stage.drw.as_ref().map(|w| constant(&w.weighting.weights(&data.counts), d))).collect();
         let loader = data.train_loader(config, stage.batch_size)?;
         let steps = loader.num_batches(data.train.len());
         let remaining = stage.epochs.saturating_sub(state.next_epoch);

@@ -9,8 +9,7 @@ use longtail_losses::{BranchSchedule, ClassWeighting, Curriculum, FocalForm, Kps
 use longtail_models::{Arch, HeadConfig, ModelConfig};
 
 use crate::config::{
-    Deferred, EvalConfig, ExperimentConfig, FusionSources, H2tConfig, HeadChange, LoaderConfig, MixupConfig, OptimizerConfig, RunSource,
-    StageConfig, Trainable,
+    Deferred, EvalConfig, ExperimentConfig, FusionSources, H2tConfig, HeadChange, LoaderConfig, MixupConfig, OptimizerConfig, RunSource, StageConfig, Trainable,
 };
 use crate::error::{Result, TrainError};
 use crate::presets::{Dataset, TrainRecipe};
@@ -42,7 +41,12 @@ pub const METHODS: &[MethodInfo] = &[
     MethodInfo { name: "ldam-drw", title: "LDAM with deferred re-weighting", paper: "Cao et al., LDAM-DRW (NeurIPS 2019)", stages: "1: LDAM, DRW at 80%" },
     MethodInfo { name: "balanced-softmax", title: "Balanced softmax", paper: "Ren et al., BALMS (NeurIPS 2020)", stages: "1: balanced softmax" },
     MethodInfo { name: "logit-adjustment", title: "Logit-adjusted loss", paper: "Menon et al., Logit Adjustment (ICLR 2021)", stages: "1: LA loss" },
-    MethodInfo { name: "logit-adjustment-posthoc", title: "Post-hoc logit adjustment", paper: "Menon et al., Logit Adjustment (ICLR 2021)", stages: "2: CE run, post-hoc adjustment" },
+    MethodInfo {
+        name: "logit-adjustment-posthoc",
+        title: "Post-hoc logit adjustment",
+        paper: "Menon et al., Logit Adjustment (ICLR 2021)",
+        stages: "2: CE run, post-hoc adjustment",
+    },
     MethodInfo { name: "cdt", title: "Class-dependent temperatures", paper: "Ye et al., CDT (2020)", stages: "1: CDT" },
     MethodInfo { name: "mixup", title: "CE with mixup", paper: "Zhang et al., mixup (ICLR 2018)", stages: "1: CE + mixup" },
     MethodInfo { name: "mislas", title: "MiSLAS", paper: "Zhong et al., MiSLAS (CVPR 2021)", stages: "2: CE + mixup, LAS + shift BN (class-balanced)" },
@@ -53,19 +57,47 @@ pub const METHODS: &[MethodInfo] = &[
     MethodInfo { name: "fbl", title: "Feature-balanced loss", paper: THESIS, stages: "1: FBL with curriculum" },
     MethodInfo { name: "gcl", title: "Gaussian clouded logit", paper: THESIS, stages: "2: GCL + mixup, GCL classifier (CBEN sampling)" },
     MethodInfo { name: "h2t", title: "Head-to-tail feature fusion", paper: H2T, stages: "2: CE + mixup run, H2T classifier (class-balanced)" },
-    MethodInfo { name: "h2t-mixup", title: "H2T stage I: CE + mixup network", paper: H2T, stages: "1: CE + mixup (CIFAR: x0.1 at 160, x0.01 at 180; else the preset's)" },
-    MethodInfo { name: "ffn", title: "Feature fusion network", paper: "Zhou et al., Feature fusion network (Pattern Recognition 2023)", stages: "3: CE run, KPS run, fused cosine classifier (LDAM)" },
+    MethodInfo {
+        name: "h2t-mixup",
+        title: "H2T stage I: CE + mixup network",
+        paper: H2T,
+        stages: "1: CE + mixup (CIFAR: x0.1 at 160, x0.01 at 180; else the preset's)",
+    },
+    MethodInfo {
+        name: "ffn",
+        title: "Feature fusion network",
+        paper: "Zhou et al., Feature fusion network (Pattern Recognition 2023)",
+        stages: "3: CE run, KPS run, fused cosine classifier (LDAM)",
+    },
     MethodInfo { name: "ffn-ce", title: "FFN stage I: CE + mixup network", paper: "Zhou et al. (2023)", stages: "1: CE + mixup" },
     MethodInfo { name: "ffn-kps", title: "FFN stage I: KPS + mixup network", paper: "Zhou et al. (2023)", stages: "1: KPS + mixup, GA from 60%" },
-    MethodInfo { name: "hrdc", title: "Hierarchical rebalancing dual classifier", paper: "Zhang et al., HRDC (IEEE Access)", stages: "1: dual head, alpha = (1 - T/T_max)^2" },
-    MethodInfo { name: "mgkt", title: "MGKT-MFF (CSMS-ResNet + multi-granularity loss)", paper: "Zhao & Zhao, MGKT-MFF (Pattern Recognition)", stages: "1: coarse -> joint -> fine" },
-    MethodInfo { name: "mgkt-drw", title: "MGKT-MFF with DRW", paper: "Zhao & Zhao, MGKT-MFF (Pattern Recognition)", stages: "1: coarse -> joint -> fine, DRW at 80%" },
+    MethodInfo {
+        name: "hrdc",
+        title: "Hierarchical rebalancing dual classifier",
+        paper: "Zhang et al., HRDC (IEEE Access)",
+        stages: "1: dual head, alpha = (1 - T/T_max)^2",
+    },
+    MethodInfo {
+        name: "mgkt",
+        title: "MGKT-MFF (CSMS-ResNet + multi-granularity loss)",
+        paper: "Zhao & Zhao, MGKT-MFF (Pattern Recognition)",
+        stages: "1: coarse -> joint -> fine",
+    },
+    MethodInfo {
+        name: "mgkt-drw",
+        title: "MGKT-MFF with DRW",
+        paper: "Zhao & Zhao, MGKT-MFF (Pattern Recognition)",
+        stages: "1: coarse -> joint -> fine, DRW at 80%",
+    },
 ];
 
 /// Looks a method up by name.
 pub fn method(name: &str) -> Result<&'static MethodInfo> {
     METHODS.iter().find(|m| m.name == name).ok_or_else(|| {
-        TrainError::config("method", format!("unknown method `{name}`; run `longtail methods` for the list ({})", METHODS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")))
+        TrainError::config(
+            "method",
+            format!("unknown method `{name}`; run `longtail methods` for the list ({})", METHODS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")),
+        )
     })
 }
 
@@ -146,7 +178,14 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
         Dataset::Inat2018 => 0.3,
         _ => 0.35,
     };
-    let kps = |max_margin: f64| LossSpec::Kps { n_base: 50.0, max_margin, base_scale: 15.0, ga_epoch: Some(r.scaled(120)), scale_cap: 50.0, margins: KpsMargins::Reversed };
+    let kps = |max_margin: f64| LossSpec::Kps {
+        n_base: 50.0,
+        max_margin,
+        base_scale: 15.0,
+        ga_epoch: Some(r.scaled(120)),
+        scale_cap: 50.0,
+        margins: KpsMargins::Reversed,
+    };
     // FFN's stage-I script draws its CIFAR-LT subset with `rand_number` 666, its stage II with 0
     let ffn_stage1_data = |mut data: longtail_data::DataConfig| {
         if matches!(dataset, Dataset::Cifar10Lt | Dataset::Cifar100Lt) {
@@ -162,7 +201,9 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
         "cb-ce" => vec![stage1(&r, "cb-ce", LossSpec::WeightedCe { weighting: effective_number() })],
         // the thesis authors' focal baseline ((1 - p) detached); Cui et al.'s sigmoid CB-focal
         "focal" => vec![stage1(&r, "focal", LossSpec::Focal { gamma: 1.0, weighting: None, form: FocalForm::Softmax, detach: true })],
-        "cb-focal" => vec![stage1(&r, "cb-focal", LossSpec::Focal { gamma: 1.0, weighting: Some(effective_number()), form: FocalForm::Sigmoid, detach: false })],
+        "cb-focal" => {
+            vec![stage1(&r, "cb-focal", LossSpec::Focal { gamma: 1.0, weighting: Some(effective_number()), form: FocalForm::Sigmoid, detach: false })]
+        }
         "label-smoothing" => vec![stage1(&r, "label-smoothing", LossSpec::LabelSmoothing { epsilon: 0.1 })],
         "ce-drw" => vec![StageConfig { drw: drw(&r), ..stage1(&r, "ce-drw", LossSpec::Ce) }],
         "ldam" | "ldam-drw" => {
@@ -174,7 +215,10 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
         "logit-adjustment" => vec![stage1(&r, "logit-adjustment", LossSpec::LogitAdjusted { tau: 1.0 })],
         "logit-adjustment-posthoc" => {
             init_from = source("ce");
-            vec![StageConfig { epochs: 0, ..stage2(&r, "posthoc", LossSpec::Ce, SamplerSpec::Instance, s2_lr, r.weight_decay, Trainable::Classifier, HeadChange::LogitAdjust { tau: 1.0 }) }]
+            vec![StageConfig {
+                epochs: 0,
+                ..stage2(&r, "posthoc", LossSpec::Ce, SamplerSpec::Instance, s2_lr, r.weight_decay, Trainable::Classifier, HeadChange::LogitAdjust { tau: 1.0 })
+            }]
         }
         "cdt" => vec![stage1(&r, "cdt", LossSpec::Cdt { gamma: if small { 0.2 } else { 0.1 } })],
         "mixup" => vec![StageConfig { mixup: mixup(dataset), ..stage1(&r, "ce-mixup", LossSpec::Ce) }],
@@ -185,7 +229,16 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
             };
             vec![
                 StageConfig { mixup: mixup(dataset), ..stage1(&r, "ce-mixup", LossSpec::Ce) },
-                stage2(&r, "las", LossSpec::LabelAwareSmoothing { head, tail, shape: SmoothingShape::Concave }, SamplerSpec::ClassBalanced, s2_lr, r.weight_decay, Trainable::ClassifierShiftBn, HeadChange::Keep),
+                stage2(
+                    &r,
+                    "las",
+                    LossSpec::LabelAwareSmoothing { head, tail, shape: SmoothingShape::Concave },
+                    SamplerSpec::ClassBalanced,
+                    s2_lr,
+                    r.weight_decay,
+                    Trainable::ClassifierShiftBn,
+                    HeadChange::Keep,
+                ),
             ]
         }
         "crt" => {
@@ -198,7 +251,10 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
         }
         "tau-norm" => {
             init_from = source("ce");
-            vec![StageConfig { epochs: 0, ..stage2(&r, "tau-norm", LossSpec::Ce, SamplerSpec::Instance, s2_lr, 5e-4, Trainable::Classifier, HeadChange::TauNorm { tau: 1.0 }) }]
+            vec![StageConfig {
+                epochs: 0,
+                ..stage2(&r, "tau-norm", LossSpec::Ce, SamplerSpec::Instance, s2_lr, 5e-4, Trainable::Classifier, HeadChange::TauNorm { tau: 1.0 })
+            }]
         }
         "kps" => {
             model.head = HeadConfig::Cosine;
@@ -240,7 +296,16 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
             model.head = HeadConfig::Cosine;
             model.feature_fusion = Some(if classes <= 10 { 0.5 } else { 0.9 });
             fusion = Some(FusionSources { first: source("ffn-kps").unwrap(), second: source("ffn-ce").unwrap() });
-            let mut s = stage2(&r, "fusion", LossSpec::Ldam { max_margin: 0.5, scale: 30.0 }, SamplerSpec::ClassBalanced, 0.02 * r.lr.base, 1e-4, Trainable::Classifier, HeadChange::Keep);
+            let mut s = stage2(
+                &r,
+                "fusion",
+                LossSpec::Ldam { max_margin: 0.5, scale: 30.0 },
+                SamplerSpec::ClassBalanced,
+                0.02 * r.lr.base,
+                1e-4,
+                Trainable::Classifier,
+                HeadChange::Keep,
+            );
             if small {
                 s.epochs = if dataset == Dataset::FashionMnistLt { r.stage2_epochs } else { 30 };
             }
@@ -268,12 +333,21 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
             let num_coarse = match dataset {
                 Dataset::FashionMnistLt => 5,
                 Dataset::Cifar100Lt => 20,
-                other => return Err(TrainError::config("method", format!("MGKT needs a class hierarchy; {} has none built in (give data.hierarchy a file)", other.name()))),
+                other => {
+                    return Err(TrainError::config(
+                        "method",
+                        format!("MGKT needs a class hierarchy; {} has none built in (give data.hierarchy a file)", other.name()),
+                    ));
+                }
             };
             model.arch = Arch::CsmsResnet;
             model.head = HeadConfig::CoarseFine { num_coarse };
             let drw_epoch = (info.name == "mgkt-drw").then_some(r.drw_epoch);
-            vec![stage1(&r, info.name, LossSpec::MultiGranularity { coarse_epochs: r.scaled(40), fine_epochs: r.scaled(90), magnitude_scaling: false, drw_epoch })]
+            vec![stage1(
+                &r,
+                info.name,
+                LossSpec::MultiGranularity { coarse_epochs: r.scaled(40), fine_epochs: r.scaled(90), magnitude_scaling: false, drw_epoch },
+            )]
         }
         other => return Err(TrainError::config("method", format!("`{other}` has no default config"))),
     };

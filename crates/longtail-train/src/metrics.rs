@@ -124,7 +124,13 @@ pub fn hierarchical(p: &Predictions, h: &Hierarchy) -> HierarchicalMetrics {
     for (&y, &q) in p.labels.iter().zip(&p.predicted) {
         let same_parent = h.parent[y] == h.parent[q];
         // augmented label sets {root, coarse, fine}: overlap 3 (correct), 2 (sibling) or 1
-        let (edges, overlap) = if y == q { (0.0, 3.0) } else if same_parent { (2.0, 2.0) } else { (4.0, 1.0) };
+        let (edges, overlap) = if y == q {
+            (0.0, 3.0)
+        } else if same_parent {
+            (2.0, 2.0)
+        } else {
+            (4.0, 1.0)
+        };
         tie += edges;
         fh += overlap / 3.0; // P_H = R_H = overlap / 3, so F_H = overlap / 3
         coarse += same_parent as u8 as f64;

@@ -16,6 +16,12 @@ pub fn second_draw(state: LossState) -> LossState {
 /// `lambda loss_of(a, state) + (1 - lambda) loss_of(b, second_draw(state))`: the authors'
 /// `mixup_criterion(criterion, pred, y_a, y_b, lam)` (GCLLoss, LDAM-DRW, MiSLAS), two calls of
 /// the loss with independent draws.
-pub fn mixup_criterion(loss_of: impl Fn(&LossInputs, LossState) -> Result<Tensor<1>>, a: &LossInputs, b: &LossInputs, lambda: f64, state: LossState) -> Result<Tensor<1>> {
+pub fn mixup_criterion(
+    loss_of: impl Fn(&LossInputs, LossState) -> Result<Tensor<1>>,
+    a: &LossInputs,
+    b: &LossInputs,
+    lambda: f64,
+    state: LossState,
+) -> Result<Tensor<1>> {
     Ok(loss_of(a, state)?.mul_scalar(lambda) + loss_of(b, second_draw(state))?.mul_scalar(1.0 - lambda))
 }

@@ -49,9 +49,10 @@ impl Dataset {
 
     pub fn parse(name: &str) -> Result<Self> {
         let n = name.replace('_', "-").to_ascii_lowercase();
-        Self::ALL.into_iter().find(|d| d.name() == n || d.name().trim_end_matches("-lt") == n).ok_or_else(|| {
-            TrainError::config("dataset", format!("unknown dataset `{name}`; known: {}", Self::ALL.map(|d| d.name()).join(", ")))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name() == n || d.name().trim_end_matches("-lt") == n)
+            .ok_or_else(|| TrainError::config("dataset", format!("unknown dataset `{name}`; known: {}", Self::ALL.map(|d| d.name()).join(", "))))
     }
 
     /// CIFAR and Fashion-MNIST are made long-tailed; the others are long-tailed already.
@@ -150,9 +151,15 @@ impl Dataset {
             Dataset::Cifar10Lt | Dataset::Cifar100Lt => {
                 TrainRecipe { epochs: 200, batch_size: 128, lr: LrConfig::cifar(0.1), weight_decay: 2e-4, drw_epoch: 160, stage2_epochs: 10 }
             }
-            Dataset::ImagenetLt => TrainRecipe { epochs: 90, batch_size: 256, lr: LrConfig::cosine(0.1, 0.0), weight_decay: 5e-4, drw_epoch: 72, stage2_epochs: 10 },
-            Dataset::Inat2018 => TrainRecipe { epochs: 180, batch_size: 256, lr: LrConfig::cosine(0.1, 0.0), weight_decay: 1e-4, drw_epoch: 144, stage2_epochs: 30 },
-            Dataset::PlacesLt => TrainRecipe { epochs: 30, batch_size: 256, lr: LrConfig::cosine(0.1, 0.0), weight_decay: 5e-4, drw_epoch: 24, stage2_epochs: 10 },
+            Dataset::ImagenetLt => {
+                TrainRecipe { epochs: 90, batch_size: 256, lr: LrConfig::cosine(0.1, 0.0), weight_decay: 5e-4, drw_epoch: 72, stage2_epochs: 10 }
+            }
+            Dataset::Inat2018 => {
+                TrainRecipe { epochs: 180, batch_size: 256, lr: LrConfig::cosine(0.1, 0.0), weight_decay: 1e-4, drw_epoch: 144, stage2_epochs: 30 }
+            }
+            Dataset::PlacesLt => {
+                TrainRecipe { epochs: 30, batch_size: 256, lr: LrConfig::cosine(0.1, 0.0), weight_decay: 5e-4, drw_epoch: 24, stage2_epochs: 10 }
+            }
         }
     }
 

@@ -252,7 +252,17 @@ fn run_state_floats_read_back_exactly() {
     let history = values
         .iter()
         .enumerate()
-        .map(|(epoch, &v)| EpochRecord { stage: 0, stage_name: "s".into(), epoch, lr: v / 7.0, train_loss: v, train_accuracy: 100.0 * v / 3.0, seconds: v, images_per_second: v * 1e3, test: None })
+        .map(|(epoch, &v)| EpochRecord {
+            stage: 0,
+            stage_name: "s".into(),
+            epoch,
+            lr: v / 7.0,
+            train_loss: v,
+            train_accuracy: 100.0 * v / 3.0,
+            seconds: v,
+            images_per_second: v * 1e3,
+            test: None,
+        })
         .collect();
     let state = RunState { history, ..Default::default() };
     dir.write_state(&state).unwrap();

@@ -99,7 +99,14 @@ fn ffn_stage_two_leaves_both_backbones_bit_identical() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     common::write_data(&data);
-    let opts = |dir: &std::path::Path| RunOptions { run_dir: dir.to_path_buf(), device: Device::flex(), resume: false, max_epochs: None, quiet: true, data_parallel: Vec::new() };
+    let opts = |dir: &std::path::Path| RunOptions {
+        run_dir: dir.to_path_buf(),
+        device: Device::flex(),
+        resume: false,
+        max_epochs: None,
+        quiet: true,
+        data_parallel: Vec::new(),
+    };
     let ce = common::config(&data, HeadConfig::Linear, vec![common::stage("ce", 2, LossSpec::Ce)]);
     train(&ce, &opts(&tmp.path().join("ce"))).unwrap();
     let kps_loss = LossSpec::Kps { n_base: 50.0, max_margin: 0.2, base_scale: 15.0, ga_epoch: Some(1), scale_cap: 50.0, margins: Default::default() };

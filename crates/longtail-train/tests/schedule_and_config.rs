@@ -61,7 +61,9 @@ fn configs_parse_and_overrides_apply() {
     let c = ExperimentConfig::from_toml(MINIMAL, Path::new("x.toml"), &[]).unwrap();
     assert_eq!(c.stages[0].epochs, 15);
     assert_eq!(c.eval.ece_bins, 15);
-    let c = ExperimentConfig::from_toml(MINIMAL, Path::new("x.toml"), &["stages.0.epochs=3".into(), "data.long_tail.imbalance_factor=50".into(), "seed=9".into()]).unwrap();
+    let c =
+        ExperimentConfig::from_toml(MINIMAL, Path::new("x.toml"), &["stages.0.epochs=3".into(), "data.long_tail.imbalance_factor=50".into(), "seed=9".into()])
+            .unwrap();
     assert_eq!((c.stages[0].epochs, c.data.long_tail.imbalance_factor, c.seed), (3, 50.0, 9));
     // the resolved config round-trips
     let again = ExperimentConfig::from_toml(&c.to_toml(), Path::new("y.toml"), &[]).unwrap();

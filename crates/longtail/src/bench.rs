@@ -77,10 +77,8 @@ pub fn model(b: &ModelBench, device: &Device) -> Result<BenchResult> {
     if train {
         let mut net = config.init(0, &ad)?;
         let targets = Tensor::<1, Int>::from_data(TensorData::new(y, [batch]), &ad);
-        let mut optim = SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
-            .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
-            .init();
+        let mut optim =
+            SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_dampening(0.0))).with_weight_decay(Some(WeightDecayConfig::new(5e-4))).init();
         let mut scaler = (precision == Precision::F16).then(LossScaler::default);
         let mut last = None;
         let mut t0 = Instant::now();

@@ -379,7 +379,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench { command } => {
             let result = match command {
                 BenchCommand::Model { arch, mode, batch, image, channels, classes, steps, warmup, precision } => {
-                    let arch: longtail_models::Arch = serde_json::from_value(serde_json::Value::String(arch.clone())).map_err(|_| anyhow!("unknown --arch `{arch}`"))?;
+                    let arch: longtail_models::Arch =
+                        serde_json::from_value(serde_json::Value::String(arch.clone())).map_err(|_| anyhow!("unknown --arch `{arch}`"))?;
                     let train = match mode.as_str() {
                         "train" => true,
                         "infer" => false,
@@ -393,8 +394,12 @@ pub fn run(cli: Cli) -> Result<()> {
                     let d = select_device(device)?;
                     let cpu = longtail_train::parity::numbers(&burn::tensor::Device::flex());
                     let other = longtail_train::parity::numbers(&d);
-                    let worst = longtail_train::parity::compare(&cpu, &other).map_err(|e| anyhow!("{} differs from the CPU backend: {e}", longtail_train::device::describe(&d)))?;
-                    println!("{}", serde_json::json!({"parity": longtail_train::device::describe(&d), "largest_relative_difference": worst, "tolerance": longtail_train::parity::TOLERANCE, "train_loss": other.train_loss, "cpu_train_loss": cpu.train_loss}));
+                    let worst = longtail_train::parity::compare(&cpu, &other)
+                        .map_err(|e| anyhow!("{} differs from the CPU backend: {e}", longtail_train::device::describe(&d)))?;
+                    println!(
+                        "{}",
+                        serde_json::json!({"parity": longtail_train::device::describe(&d), "largest_relative_difference": worst, "tolerance": longtail_train::parity::TOLERANCE, "train_loss": other.train_loss, "cpu_train_loss": cpu.train_loss})
+                    );
                     return Ok(());
                 }
                 BenchCommand::Loader { format, threads, batch, images } => {

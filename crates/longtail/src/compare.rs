@@ -22,10 +22,8 @@ pub fn table(reports: &[FinalReport]) -> String {
     let shots = reports.first().map(|r| r.metrics.shots.names.clone()).unwrap_or_default();
     let thirds = reports.first().map(|r| r.metrics.thirds.names.clone()).unwrap_or_default();
     let hier = reports.iter().any(|r| r.metrics.hierarchical.is_some());
-    let rarest: Vec<String> = reports
-        .first()
-        .map(|r| r.metrics.rarest.iter().map(|c| format!("{} (n={})", c.name, c.train_count)).collect())
-        .unwrap_or_default();
+    let rarest: Vec<String> =
+        reports.first().map(|r| r.metrics.rarest.iter().map(|c| format!("{} (n={})", c.name, c.train_count)).collect()).unwrap_or_default();
     let mut header = vec!["run".to_string(), "method".into(), "overall".into()];
     header.extend(shots.iter().map(|n| format!("{n}")));
     header.extend(thirds.iter().cloned());

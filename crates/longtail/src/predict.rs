@@ -57,9 +57,5 @@ fn resize_to(img: &Image, side: usize) -> Image {
         DynamicImage::ImageRgb8(RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone()).unwrap())
     };
     let r = dynamic.resize_exact(side as u32, side as u32, FilterType::Triangle);
-    if img.channels == 1 {
-        Image::new(side, side, 1, r.to_luma8().into_raw())
-    } else {
-        Image::new(side, side, 3, r.to_rgb8().into_raw())
-    }
+    if img.channels == 1 { Image::new(side, side, 1, r.to_luma8().into_raw()) } else { Image::new(side, side, 3, r.to_rgb8().into_raw()) }
 }

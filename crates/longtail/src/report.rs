@@ -74,7 +74,10 @@ where
         .label("accuracy")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], BLUE.filled()));
     chart
-        .draw_secondary_series(LineSeries::new(classes.iter().enumerate().map(|(i, c)| (SegmentValue::CenterOf(i), c.train_count as f64)), ORANGE.stroke_width(3)))?
+        .draw_secondary_series(LineSeries::new(
+            classes.iter().enumerate().map(|(i, c)| (SegmentValue::CenterOf(i), c.train_count as f64)),
+            ORANGE.stroke_width(3),
+        ))?
         .label("training images")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], ORANGE.stroke_width(3)));
     chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(GREY).label_font(("sans-serif", 14)).draw()?;
@@ -123,9 +126,11 @@ where
         rect.set_margin(0, 0, 8, 8);
         rect
     }))?;
-    chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
-        Text::new(format!("{v:.1}"), (SegmentValue::CenterOf(i), (v + 4.0).min(97.0)), ("sans-serif", 15).into_font())
-    }))?;
+    chart.draw_series(
+        bars.iter()
+            .enumerate()
+            .map(|(i, (_, v))| Text::new(format!("{v:.1}"), (SegmentValue::CenterOf(i), (v + 4.0).min(97.0)), ("sans-serif", 15).into_font())),
+    )?;
     root.present()?;
     Ok(())
 }
@@ -191,19 +196,29 @@ where
         .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
     chart.configure_mesh().x_desc("confidence").y_desc("accuracy").label_style(("sans-serif", 14)).draw()?;
     chart
-        .draw_series(r.metrics.reliability.iter().filter(|b| b.count > 0).map(|b| {
-            Rectangle::new([(b.lower, 0.0), (b.upper, b.accuracy)], BLUE.mix(0.7).filled())
-        }))?
+        .draw_series(
+            r.metrics.reliability.iter().filter(|b| b.count > 0).map(|b| Rectangle::new([(b.lower, 0.0), (b.upper, b.accuracy)], BLUE.mix(0.7).filled())),
+        )?
         .label("accuracy of the bin")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], BLUE.filled()));
     chart
-        .draw_series(r.metrics.reliability.iter().filter(|b| b.count > 0).map(|b| {
-            Rectangle::new([(b.lower, b.accuracy.min(b.confidence)), (b.upper, b.accuracy.max(b.confidence))], RED.mix(0.25).filled())
-        }))?
+        .draw_series(
+            r.metrics
+                .reliability
+                .iter()
+                .filter(|b| b.count > 0)
+                .map(|b| Rectangle::new([(b.lower, b.accuracy.min(b.confidence)), (b.upper, b.accuracy.max(b.confidence))], RED.mix(0.25).filled())),
+        )?
         .label("gap to confidence")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], RED.mix(0.4).filled()));
     chart.draw_series(LineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], BLACK.stroke_width(2)))?;
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.85)).border_style(GREY).label_font(("sans-serif", 14)).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .label_font(("sans-serif", 14))
+        .draw()?;
     root.present()?;
     Ok(())
 }
@@ -243,16 +258,19 @@ where
     chart.draw_series((0..n).flat_map(|t| (0..n).map(move |p| (t, p))).map(|(t, p)| {
         let shade = (255.0 * (1.0 - 0.85 * cell(t, p))) as u8;
         let y = n - 1 - t;
-        Rectangle::new([(SegmentValue::Exact(p), SegmentValue::Exact(y)), (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1))], RGBColor(shade, shade, 255).filled())
+        Rectangle::new(
+            [(SegmentValue::Exact(p), SegmentValue::Exact(y)), (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1))],
+            RGBColor(shade, shade, 255).filled(),
+        )
     }))?;
     if n <= 12 {
         let centred = ("sans-serif", 14).into_font().style(FontStyle::Normal);
         chart.draw_series((0..n).flat_map(|t| (0..n).map(move |p| (t, p))).map(|(t, p)| {
             let v = cell(t, p);
-            let style = centred.clone().color(if v > 0.5 { &WHITE } else { &BLACK }).pos(plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Center,
-                plotters::style::text_anchor::VPos::Center,
-            ));
+            let style = centred
+                .clone()
+                .color(if v > 0.5 { &WHITE } else { &BLACK })
+                .pos(plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Center, plotters::style::text_anchor::VPos::Center));
             Text::new(format!("{v:.2}"), (SegmentValue::CenterOf(p), SegmentValue::CenterOf(n - 1 - t)), style)
         }))?;
     }
@@ -277,10 +295,7 @@ pub fn write_report(run: &Path) -> Result<PathBuf> {
     register_font();
     let dir = RunDir::new(run);
     let report = dir.read_final()?;
-    let history: Vec<EpochRecord> = std::fs::read_to_string(run.join("metrics.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let history: Vec<EpochRecord> = std::fs::read_to_string(run.join("metrics.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     let plots = run.join("plots");
     std::fs::create_dir_all(&plots).with_context(|| format!("creating {}", plots.display()))?;
     let classes = render!(plots, "class_accuracy", (1100, 600), |a| class_plot(a, &report));
@@ -323,7 +338,10 @@ fn summary_rows(r: &FinalReport) -> Vec<(String, String)> {
         rows.push(("coarse accuracy".into(), format!("{:.2}%", h.coarse_accuracy)));
     }
     if let Some(b) = &r.best {
-        rows.push(("best test epoch (selection on test, as the papers' code)".into(), format!("{:.2}% (stage {}, epoch {})", b.accuracy, b.stage, b.epoch + 1)));
+        rows.push((
+            "best test epoch (selection on test, as the papers' code)".into(),
+            format!("{:.2}% (stage {}, epoch {})", b.accuracy, b.stage, b.epoch + 1),
+        ));
     }
     rows.push(("training time".into(), longtail_train::progress::format_duration(r.total_seconds)));
     rows.push(("device".into(), r.device.clone()));
@@ -352,7 +370,17 @@ fn markdown(r: &FinalReport, history: &[EpochRecord], images: &[(&str, &PathBuf)
         let _ = writeln!(s, "\n## Epochs\n\n| stage | epoch | lr | loss | train acc | test acc | s |\n|---|---|---|---|---|---|---|");
         for h in history {
             let test = h.test.as_ref().map(|t| format!("{:.2}", t.accuracy)).unwrap_or_else(|| "-".into());
-            let _ = writeln!(s, "| {} | {} | {:.5} | {:.4} | {:.2} | {} | {:.0} |", h.stage_name, h.epoch + 1, h.lr, h.train_loss, h.train_accuracy, test, h.seconds);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.5} | {:.4} | {:.2} | {} | {:.0} |",
+                h.stage_name,
+                h.epoch + 1,
+                h.lr,
+                h.train_loss,
+                h.train_accuracy,
+                test,
+                h.seconds
+            );
         }
     }
     s
@@ -384,7 +412,15 @@ fn html(r: &FinalReport, _md: &str, images: &[(&str, &PathBuf)]) -> String {
     }
     let _ = write!(s, "<h2>Per-class accuracy</h2><table><tr><th>class</th><th>name</th><th>training images</th><th>test images</th><th>accuracy</th></tr>");
     for c in &r.metrics.per_class {
-        let _ = write!(s, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td></tr>", c.class, escape(&c.name), c.train_count, c.test_count, c.accuracy);
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td></tr>",
+            c.class,
+            escape(&c.name),
+            c.train_count,
+            c.test_count,
+            c.accuracy
+        );
     }
     s.push_str("</table></body></html>\n");
     s

@@ -48,7 +48,22 @@ fn train_eval_predict_report_compare_end_to_end() {
     assert!(md.contains("TIE") && md.contains("three rarest classes"), "{md}");
 
     // a second method through --set, then compare
-    let o = longtail(&["-q", "train", "--config", "tiny.toml", "--set", "method=balanced-softmax", "--set", "stages.0.loss={ kind = \"balanced-softmax\" }", "--out", "runs/bs", "--no-report"], cwd);
+    let o = longtail(
+        &[
+            "-q",
+            "train",
+            "--config",
+            "tiny.toml",
+            "--set",
+            "method=balanced-softmax",
+            "--set",
+            "stages.0.loss={ kind = \"balanced-softmax\" }",
+            "--out",
+            "runs/bs",
+            "--no-report",
+        ],
+        cwd,
+    );
     assert!(o.status.success(), "{:?}", text(&o));
     let o = longtail(&["compare", "runs/ce", "runs/bs", "--out", "table.md"], cwd);
     assert!(o.status.success(), "{:?}", text(&o));

@@ -54,7 +54,10 @@ fn wgpu_missing() -> Option<String> {
     let o = parity_run();
     let out = text(o);
     let lower = out.to_lowercase();
-    if o.status.success() || !lower.contains("device `wgpu` is compiled in but does not answer") || !(lower.contains("no adapter") || lower.contains("no cpu device found") || lower.contains("no other device found")) {
+    if o.status.success()
+        || !lower.contains("device `wgpu` is compiled in but does not answer")
+        || !(lower.contains("no adapter") || lower.contains("no cpu device found") || lower.contains("no other device found"))
+    {
         return None;
     }
     let reason = format!("no wgpu adapter answered ({})", out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default());
@@ -84,7 +87,11 @@ fn wgpu_gives_the_cpu_backends_numbers_on_a_fixed_batch() {
 /// The parity line of a successful `bench parity` run on `name` is within tolerance.
 fn assert_parity(name: &str, o: &Output) {
     assert!(o.status.success(), "{}", text(o));
-    let line = String::from_utf8_lossy(&o.stdout).lines().find(|l| l.contains("\"parity\"")).map(str::to_owned).unwrap_or_else(|| panic!("no parity line: {}", text(o)));
+    let line = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find(|l| l.contains("\"parity\""))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no parity line: {}", text(o)));
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     let worst = v["largest_relative_difference"].as_f64().unwrap();
     let (loss, cpu_loss) = (v["train_loss"].as_f64().unwrap(), v["cpu_train_loss"].as_f64().unwrap());

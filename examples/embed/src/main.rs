@@ -50,12 +50,13 @@ fn preprocess(path: &Path, recipe: &str, channels: usize, device: &Device) -> Re
         "imagenet" => (224, 224, vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225]),
         other => return Err(format!("unknown recipe `{other}`")),
     };
-    let img = if recipe == "imagenet" { img.resize_to_fill(256, 256, FilterType::Triangle).crop_imm(16, 16, 224, 224) } else { img.resize_exact(side, side, FilterType::Triangle) };
-    let pixels: Vec<[u8; 3]> = if channels == 1 {
-        img.to_luma8().pixels().map(|p| [p.0[0]; 3]).collect()
+    let img = if recipe == "imagenet" {
+        img.resize_to_fill(256, 256, FilterType::Triangle).crop_imm(16, 16, 224, 224)
     } else {
-        img.to_rgb8().pixels().map(|p| p.0).collect()
+        img.resize_exact(side, side, FilterType::Triangle)
     };
+    let pixels: Vec<[u8; 3]> =
+        if channels == 1 { img.to_luma8().pixels().map(|p| [p.0[0]; 3]).collect() } else { img.to_rgb8().pixels().map(|p| p.0).collect() };
     let offset = ((canvas - side) / 2) as usize;
     let (side, canvas) = (side as usize, canvas as usize);
     let mut x = vec![0f32; channels * canvas * canvas];
@@ -77,7 +78,8 @@ fn run(run: &Path, images: &[PathBuf]) -> Result<(), String> {
     let config: RunConfig = toml::from_str(&text).map_err(|e| format!("config.toml: {e}"))?;
     let final_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("final.json")).map_err(|e| format!("final.json: {e}"))?)
         .map_err(|e| format!("final.json: {e}"))?;
-    let names: Vec<String> = final_json["metrics"]["per_class"].as_array().into_iter().flatten().map(|c| c["name"].as_str().unwrap_or("?").to_string()).collect();
+    let names: Vec<String> =
+        final_json["metrics"]["per_class"].as_array().into_iter().flatten().map(|c| c["name"].as_str().unwrap_or("?").to_string()).collect();
     let device = device();
     let model = config.model.init(0, &device).map_err(|e| e.to_string())?;
     let model = weights::load(model, &run.join("checkpoints/final.bpk")).map_err(|e| e.to_string())?.valid();

@@ -8,16 +8,11 @@ use crate::dataset::{Dataset, ImageStore};
 use crate::error::{DataError, Result};
 
 fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| DataError::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     Ok(entries)
 }
@@ -31,11 +26,8 @@ pub fn read_folder(root: &Path, name: &str, classes: Option<&[String]>, grayscal
             hint: "lay the images out as root/<class name>/<image>.jpg".into(),
         });
     }
-    let found: Vec<String> = sorted_entries(root)?
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .collect();
+    let found: Vec<String> =
+        sorted_entries(root)?.into_iter().filter(|p| p.is_dir()).filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
     let class_names: Vec<String> = match classes {
         Some(expected) => {
             if let Some(extra) = found.iter().find(|f| !expected.contains(f)) {

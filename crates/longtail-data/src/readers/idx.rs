@@ -16,17 +16,14 @@ use crate::error::{DataError, Result};
 pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 
 /// Fashion-MNIST's class names, in label order.
-pub const FASHION_MNIST_CLASSES: [&str; 10] =
-    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_MNIST_CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /// Reads a file, un-gzipping it when it starts with the gzip magic.
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let bytes = read_file(path)?;
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::format(path, format!("corrupt gzip stream: {e}")))?;
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out).map_err(|e| DataError::format(path, format!("corrupt gzip stream: {e}")))?;
         Ok(out)
     } else {
         Ok(bytes)
@@ -54,29 +51,21 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
     if rank == 0 || bytes.len() < header {
         return Err(DataError::format(path, "truncated IDX header"));
     }
-    let dims: Vec<usize> = (0..rank)
-        .map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize)
-        .collect();
+    let dims: Vec<usize> = (0..rank).map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize).collect();
     let expected: usize = dims.iter().product();
     let data = bytes[header..].to_vec();
     if data.len() != expected {
-        return Err(DataError::format(
-            path,
-            format!("dimensions {dims:?} need {expected} bytes of data but the file has {} (truncated?)", data.len()),
-        ));
+        return Err(DataError::format(path, format!("dimensions {dims:?} need {expected} bytes of data but the file has {} (truncated?)", data.len())));
     }
     Ok(IdxArray { dims, data })
 }
 
 /// The path of `stem` under `root`, raw or gzipped, whichever exists.
 fn idx_file(root: &Path, stem: &str) -> Result<PathBuf> {
-    [root.join(stem), root.join(format!("{stem}.gz"))]
-        .into_iter()
-        .find(|p| p.exists())
-        .ok_or_else(|| DataError::NotFound {
-            what: format!("{stem}[.gz] under {}", root.display()),
-            hint: "give the folder holding the four IDX files (train/t10k images and labels)".into(),
-        })
+    [root.join(stem), root.join(format!("{stem}.gz"))].into_iter().find(|p| p.exists()).ok_or_else(|| DataError::NotFound {
+        what: format!("{stem}[.gz] under {}", root.display()),
+        hint: "give the folder holding the four IDX files (train/t10k images and labels)".into(),
+    })
 }
 
 fn read_pair(root: &Path, prefix: &str, name: &str, classes: &[String]) -> Result<Dataset> {
@@ -92,11 +81,7 @@ fn read_pair(root: &Path, prefix: &str, name: &str, classes: &[String]) -> Resul
     }
     let labels: Vec<usize> = labels.data.iter().map(|&l| l as usize).collect();
     if let Some(&bad) = labels.iter().find(|&&l| l >= classes.len()) {
-        return Err(DataError::LabelOutOfRange {
-            source_name: labels_path.display().to_string(),
-            label: bad as i64,
-            num_classes: classes.len(),
-        });
+        return Err(DataError::LabelOutOfRange { source_name: labels_path.display().to_string(), label: bad as i64, num_classes: classes.len() });
     }
     let store = ImageStore::Memory { height: images.dims[1], width: images.dims[2], channels: 1, pixels: Arc::new(images.data) };
     Dataset::new(name, classes.to_vec(), store, labels)
@@ -113,16 +98,15 @@ pub fn locate_fashion_mnist(root: Option<&Path>) -> Result<PathBuf> {
         Some(r) => vec![r.to_path_buf(), r.join("fashion-mnist")],
         None => vec![PathBuf::from(DEBIAN_FASHION_MNIST)],
     };
-    candidates
-        .into_iter()
-        .find(|d| d.join("train-images-idx3-ubyte.gz").exists() || d.join("train-images-idx3-ubyte").exists())
-        .ok_or_else(|| DataError::NotFound {
+    candidates.into_iter().find(|d| d.join("train-images-idx3-ubyte.gz").exists() || d.join("train-images-idx3-ubyte").exists()).ok_or_else(|| {
+        DataError::NotFound {
             what: match root {
                 Some(r) => format!("Fashion-MNIST IDX files under {}", r.display()),
                 None => format!("Fashion-MNIST (looked in {DEBIAN_FASHION_MNIST})"),
             },
             hint: "run `apt-get install dataset-fashion-mnist`, or `cargo xtask fetch fashion-mnist`, or pass --data-root with the four IDX files".into(),
-        })
+        }
+    })
 }
 
 /// Reads Fashion-MNIST from `root` or Debian's package location.

@@ -52,9 +52,7 @@ fn annotated(path: &Path, file: &CocoFile) -> Result<(Vec<PathBuf>, Vec<u64>)> {
     let mut paths = Vec::with_capacity(file.images.len());
     let mut cats = Vec::with_capacity(file.images.len());
     for img in &file.images {
-        let cat = category_of
-            .get(&img.id)
-            .ok_or_else(|| DataError::format(path, format!("image {} (`{}`) has no annotation", img.id, img.file_name)))?;
+        let cat = category_of.get(&img.id).ok_or_else(|| DataError::format(path, format!("image {} (`{}`) has no annotation", img.id, img.file_name)))?;
         paths.push(PathBuf::from(&img.file_name));
         cats.push(*cat);
     }

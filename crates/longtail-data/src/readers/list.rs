@@ -27,13 +27,8 @@ pub fn parse_list(path: &Path) -> Result<ListEntries> {
             continue;
         }
         let parse_err = |msg: String| DataError::Parse { path: path.to_path_buf(), line: n + 1, msg };
-        let (file, label) = line
-            .rsplit_once(char::is_whitespace)
-            .ok_or_else(|| parse_err(format!("expected `relative/path label`, found `{line}`")))?;
-        let label: usize = label
-            .trim()
-            .parse()
-            .map_err(|_| parse_err(format!("label `{}` is not a non-negative integer", label.trim())))?;
+        let (file, label) = line.rsplit_once(char::is_whitespace).ok_or_else(|| parse_err(format!("expected `relative/path label`, found `{line}`")))?;
+        let label: usize = label.trim().parse().map_err(|_| parse_err(format!("label `{}` is not a non-negative integer", label.trim())))?;
         entries.paths.push(PathBuf::from(file.trim()));
         entries.labels.push(label);
     }

@@ -34,6 +34,10 @@ pub fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     longtail_data::synthetic::write_idx_dataset(&dir.path().join("data"), &[60; 4], 25, 11).unwrap();
     std::fs::write(dir.path().join("tiny.toml"), CONFIG).unwrap();
-    std::fs::write(dir.path().join("groups.toml"), "[[group]]\nname = \"dark\"\nclasses = [\"zero\", \"one\"]\n[[group]]\nname = \"bright\"\nclasses = [\"two\", \"three\"]\n").unwrap();
+    std::fs::write(
+        dir.path().join("groups.toml"),
+        "[[group]]\nname = \"dark\"\nclasses = [\"zero\", \"one\"]\n[[group]]\nname = \"bright\"\nclasses = [\"two\", \"three\"]\n",
+    )
+    .unwrap();
     dir
 }
