@@ -274,6 +274,7 @@ pub struct ModelOutput {
 
 /// The model type every method trains.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant, reason = "a run holds one or two networks; boxing would only add indirection")]
 pub enum Network {
     Classifier(Classifier),
     FeatureFusion(FeatureFusion),

@@ -94,7 +94,7 @@ pub fn import_pytorch(mut network: Network, path: &Path, layout: PytorchLayout, 
         .with_key_remapping(r"^(conv1|bn1|layer[1-4])\.", "backbone.$1.")
         .with_key_remapping(r"\.downsample\.0\.", ".downsample.conv.")
         .with_key_remapping(r"\.downsample\.1\.", ".downsample.bn.")
-        .with_key_remapping(&format!(r"^{classifier}\."), head_target)
+        .with_key_remapping(format!(r"^{classifier}\."), head_target)
         .map_indices_contiguous(false);
     if !with_classifier {
         store = store.with_regex(r"^backbone\.").allow_partial(true);

@@ -329,13 +329,13 @@ impl ExperimentConfig {
             if !(0.0..1.0).contains(&s.optimizer.momentum) {
                 return Err(TrainError::config(f("optimizer.momentum"), format!("must be in [0, 1), got {}", s.optimizer.momentum)));
             }
-            if !(s.optimizer.weight_decay >= 0.0) {
+            if s.optimizer.weight_decay.is_nan() || s.optimizer.weight_decay < 0.0 {
                 return Err(TrainError::config(f("optimizer.weight_decay"), "must be >= 0"));
             }
-            if let Some(m) = &s.mixup {
-                if !(m.alpha > 0.0) {
-                    return Err(TrainError::config(f("mixup.alpha"), format!("must be > 0, got {}", m.alpha)));
-                }
+            if let Some(m) = &s.mixup
+                && (m.alpha.is_nan() || m.alpha <= 0.0)
+            {
+                return Err(TrainError::config(f("mixup.alpha"), format!("must be > 0, got {}", m.alpha)));
             }
             if let Some(h) = &s.h2t {
                 if !(0.0..=1.0).contains(&h.ratio) {
@@ -351,15 +351,15 @@ impl ExperimentConfig {
             if self.fusion.is_some() && s.train == Trainable::All {
                 return Err(TrainError::config(f("train"), "FFN keeps both stage-I backbones frozen: set train = \"classifier\""));
             }
-            if let LossSpec::Hrdc { reweight_loss: Some(inner), .. } = &s.loss {
-                if inner.wants_cosine_head() || inner.needs_aux_head() {
-                    return Err(TrainError::config(f("loss.reweight_loss"), format!("{} cannot train HRDC's linear re-weighting branch", inner.name())));
-                }
+            if let LossSpec::Hrdc { reweight_loss: Some(inner), .. } = &s.loss
+                && (inner.wants_cosine_head() || inner.needs_aux_head())
+            {
+                return Err(TrainError::config(f("loss.reweight_loss"), format!("{} cannot train HRDC's linear re-weighting branch", inner.name())));
             }
-            if let Some(d) = &s.drw {
-                if d.from_epoch >= s.epochs {
-                    return Err(TrainError::config(f("drw.from_epoch"), format!("must be < epochs ({}), got {}", s.epochs, d.from_epoch)));
-                }
+            if let Some(d) = &s.drw
+                && d.from_epoch >= s.epochs
+            {
+                return Err(TrainError::config(f("drw.from_epoch"), format!("must be < epochs ({}), got {}", s.epochs, d.from_epoch)));
             }
             let cosine = self.model.head == HeadConfig::Cosine;
             if s.loss.wants_cosine_head() && !cosine {

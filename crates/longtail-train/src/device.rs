@@ -8,6 +8,7 @@ use burn::tensor::Device;
 use crate::error::{Result, TrainError};
 
 /// Backends compiled into this build, in order of preference for the default.
+#[allow(clippy::vec_init_then_push, reason = "one push per compiled-in feature")]
 pub fn compiled_backends() -> Vec<&'static str> {
     let mut v = Vec::new();
     #[cfg(feature = "flex")]
@@ -142,10 +143,10 @@ pub fn select_device(flag: Option<&str>) -> Result<Device> {
     if let Some(f) = flag {
         return parse_device(f);
     }
-    if let Ok(env) = std::env::var("BURN_DEVICE") {
-        if !env.trim().is_empty() {
-            return parse_device(&env);
-        }
+    if let Ok(env) = std::env::var("BURN_DEVICE")
+        && !env.trim().is_empty()
+    {
+        return parse_device(&env);
     }
     match compiled_backends().first() {
         Some(b) => parse_device(b),

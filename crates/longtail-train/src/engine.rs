@@ -293,13 +293,10 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
     config.validate()?;
     let dir = RunDir::new(&opts.run_dir);
     let data = PreparedData::load(config)?;
-    if let Some(RunSource::Run { run }) = &config.init_from {
-        if !RunDir::new(run).config().exists() {
-            return Err(TrainError::Run(format!(
-                "init_from: {} is not a run folder (no config.toml); train the stage-I run first or fix the path",
-                run.display()
-            )));
-        }
+    if let Some(RunSource::Run { run }) = &config.init_from
+        && !RunDir::new(run).config().exists()
+    {
+        return Err(TrainError::Run(format!("init_from: {} is not a run folder (no config.toml); train the stage-I run first or fix the path", run.display())));
     }
     let mut state = if opts.resume {
         let state = dir.read_state()?;

@@ -124,6 +124,7 @@ fn stage1(r: &TrainRecipe, name: &str, loss: LossSpec) -> StageConfig {
 }
 
 /// A classifier-only stage II with a per-epoch cosine rate from `lr` to 0.
+#[allow(clippy::too_many_arguments, reason = "every argument is a field the stage-II methods set differently")]
 fn stage2(r: &TrainRecipe, name: &str, loss: LossSpec, sampler: SamplerSpec, lr: f64, weight_decay: f64, train: Trainable, head: HeadChange) -> StageConfig {
     StageConfig {
         name: name.into(),

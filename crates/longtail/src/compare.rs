@@ -25,7 +25,7 @@ pub fn table(reports: &[FinalReport]) -> String {
     let rarest: Vec<String> =
         reports.first().map(|r| r.metrics.rarest.iter().map(|c| format!("{} (n={})", c.name, c.train_count)).collect()).unwrap_or_default();
     let mut header = vec!["run".to_string(), "method".into(), "overall".into()];
-    header.extend(shots.iter().map(|n| format!("{n}")));
+    header.extend(shots.iter().map(|n| n.to_string()));
     header.extend(thirds.iter().cloned());
     header.push("ECE".into());
     if hier {

@@ -66,15 +66,15 @@ pub fn ensure_fashion_mnist(data_dir: Option<&Path>, quiet: bool) -> Result<Path
     if let Ok(dir) = locate_fashion_mnist(None) {
         return Ok(dir);
     }
-    if download(&local, quiet) {
-        if let Ok(dir) = locate_fashion_mnist(Some(&local)) {
-            return Ok(dir);
-        }
+    if download(&local, quiet)
+        && let Ok(dir) = locate_fashion_mnist(Some(&local))
+    {
+        return Ok(dir);
     }
-    if apt_install(quiet) {
-        if let Ok(dir) = locate_fashion_mnist(None) {
-            return Ok(dir);
-        }
+    if apt_install(quiet)
+        && let Ok(dir) = locate_fashion_mnist(None)
+    {
+        return Ok(dir);
     }
     bail!(
         "Fashion-MNIST is not available and could not be fetched. Do one of:\n  \

@@ -1,7 +1,7 @@
 //! The main job: on Fashion-MNIST-LT (IF 100), train CE and balanced softmax with a short budget,
 //! add post-hoc logit adjustment on the CE model, and write a report for each and a comparison.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -29,11 +29,11 @@ pub struct QuickstartArgs {
     pub data_root: Option<PathBuf>,
 }
 
-fn quick(method: &str, args: &QuickstartArgs, arch: Arch, root: &PathBuf) -> Result<ExperimentConfig> {
+fn quick(method: &str, args: &QuickstartArgs, arch: Arch, root: &Path) -> Result<ExperimentConfig> {
     let mut c = default_config(method, Dataset::FashionMnistLt, 100.0)?;
     c.name = format!("quickstart-{method}");
     c.model.arch = arch;
-    c.data.source = SourceSpec::FashionMnist { root: Some(root.clone()) };
+    c.data.source = SourceSpec::FashionMnist { root: Some(root.to_path_buf()) };
     for s in &mut c.stages {
         if s.epochs > 0 {
             s.epochs = args.epochs;
