@@ -342,6 +342,8 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
     let mut network = initial_network(config, &dir, opts, &device, base)?;
     let mut budget = opts.max_epochs.unwrap_or(usize::MAX);
     let seed = config.seed;
+    // a run stopped after its last stage, before its final report, resumes with no stage to train
+    let every_stage_done = state.stage >= config.stages.len();
 
     for (s, stage) in config.stages.iter().enumerate() {
         if s < state.stage {
@@ -541,6 +543,10 @@ fn train_in_pool(config: &ExperimentConfig, opts: &RunOptions, base: &Path) -> R
         dir.write_state(&state)?;
     }
 
+    if every_stage_done && let Some(last) = config.stages.len().checked_sub(1) {
+        // the trained network, not the freshly initialised one the skipped stages left
+        network = weights::load(network, &dir.stage_last(last))?;
+    }
     let metrics = evaluate_network(&network, config, &data, &device)?;
     weights::save(&network, &dir.final_checkpoint())?;
     let report = FinalReport {

@@ -85,9 +85,25 @@ fn resume_reaches_the_same_result_as_an_uninterrupted_run() {
     let b = train(&cfg, &RunOptions { resume: true, ..opts(&b_dir) }).unwrap().final_report.unwrap();
 
     assert_eq!(a.metrics, b.metrics, "resumed run differs");
-    let wa = all_weights(&weights::load(cfg.model.init(0, &Device::flex()).unwrap(), &tmp.path().join("a/checkpoints/final.bpk")).unwrap());
-    let wb = all_weights(&weights::load(cfg.model.init(0, &Device::flex()).unwrap(), &b_dir.join("checkpoints/final.bpk")).unwrap());
-    assert_eq!(wa, wb);
+    let final_weights =
+        |dir: &std::path::Path| all_weights(&weights::load(cfg.model.init(0, &Device::flex()).unwrap(), &dir.join("checkpoints/final.bpk")).unwrap());
+    let wa = final_weights(&tmp.path().join("a"));
+    assert_eq!(wa, final_weights(&b_dir));
+
+    // killed during the final evaluation: every stage done, no final report yet. The resumed run
+    // evaluates the trained network (it used to evaluate a freshly initialised one and exit 0)
+    let c_dir = tmp.path().join("c");
+    train(&cfg, &opts(&c_dir)).unwrap();
+    let c = RunDir::new(&c_dir);
+    let mut state = c.read_state().unwrap();
+    assert_eq!(state.stage, cfg.stages.len());
+    state.finished = false;
+    c.write_state(&state).unwrap();
+    std::fs::remove_file(c.final_path()).unwrap();
+    std::fs::remove_file(c.final_checkpoint()).unwrap();
+    let resumed = train(&cfg, &RunOptions { resume: true, ..opts(&c_dir) }).unwrap().final_report.unwrap();
+    assert_eq!(resumed.metrics, a.metrics, "a run resumed at its final evaluation differs");
+    assert_eq!(final_weights(&c_dir), wa);
 }
 
 #[test]
