@@ -159,6 +159,34 @@ fn idx_label_outside_class_range_and_truncation_are_errors() {
     assert!(err.contains("truncated") && err.contains("train-images-idx3-ubyte"), "{err}");
 }
 
+/// Headers that used to panic or to cost unbounded memory: zero-sized images (a division by
+/// zero further on), and a gzip stream far longer than its header's dimensions (it was
+/// decompressed whole before the header was read; now at most one byte past them).
+#[test]
+fn idx_headers_bound_what_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero = dir.path().join("zero-idx3-ubyte");
+    write(&zero, &idx_bytes(&[2, 0, 0], &[]));
+    let err = idx::read_idx(&zero).unwrap_err().to_string();
+    assert!(err.contains("at least 1") && err.contains("[2, 0, 0]"), "{err}");
+
+    let long = dir.path().join("long-idx3-ubyte.gz");
+    let mut bytes = idx_bytes(&[1, 2, 2], &[1, 2, 3, 4]);
+    bytes.resize(bytes.len() + (64 << 20), 0);
+    write(&long, &gz(&bytes));
+    let err = idx::read_idx(&long).unwrap_err().to_string();
+    assert!(err.contains("need 4 bytes") && err.contains("has more"), "{err}");
+
+    let huge = dir.path().join("huge-idx3-ubyte");
+    write(&huge, &idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[0; 16]));
+    let err = idx::read_idx(&huge).unwrap_err().to_string();
+    assert!(err.contains("overflow") || err.contains("truncated"), "{err}");
+
+    let short = dir.path().join("short-idx1-ubyte.gz");
+    write(&short, &gz(&[0, 0, 8]));
+    assert!(idx::read_idx(&short).unwrap_err().to_string().contains("bad magic"));
+}
+
 #[test]
 fn missing_fashion_mnist_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,11 +4,10 @@
 //! Fashion-MNIST is looked up in Debian's `dataset-fashion-mnist` location,
 //! `/usr/share/datasets/fashion-mnist/`, when no root is given.
 
-use std::io::Read;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::read_file;
 use crate::dataset::{Dataset, ImageStore, Splits};
 use crate::error::{DataError, Result};
 
@@ -18,16 +17,15 @@ pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 /// Fashion-MNIST's class names, in label order.
 pub const FASHION_MNIST_CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
-/// Reads a file, un-gzipping it when it starts with the gzip magic.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let bytes = read_file(path)?;
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out).map_err(|e| DataError::format(path, format!("corrupt gzip stream: {e}")))?;
-        Ok(out)
-    } else {
-        Ok(bytes)
-    }
+/// Opens a file as a byte stream, un-gzipping it when it starts with the gzip magic; says
+/// whether it did.
+fn open_maybe_gz(path: &Path) -> Result<(Box<dyn Read>, bool)> {
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut magic = [0u8; 2];
+    let got = file.read(&mut magic).map_err(|e| DataError::io(path, e))?;
+    file.seek(SeekFrom::Start(0)).map_err(|e| DataError::io(path, e))?;
+    let file = BufReader::new(file);
+    Ok(if got == 2 && magic == [0x1f, 0x8b] { (Box::new(flate2::read::GzDecoder::new(file)), true) } else { (Box::new(file), false) })
 }
 
 /// An IDX array of unsigned bytes: its dimensions and data.
@@ -37,25 +35,40 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Parses an IDX file of unsigned bytes (type code 0x08).
+/// Parses an IDX file of unsigned bytes (type code 0x08). The header is checked before any data
+/// is read, and no more data is read (or decompressed) than its dimensions give, plus one byte to
+/// tell a file with trailing data.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let bytes = read_maybe_gz(path)?;
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+    let (mut stream, gz) = open_maybe_gz(path)?;
+    let failed = |e: std::io::Error| if gz { DataError::format(path, format!("corrupt gzip stream: {e}")) } else { DataError::io(path, e) };
+    let mut read = |buf: &mut Vec<u8>, limit: u64| stream.by_ref().take(limit).read_to_end(buf).map_err(failed);
+    let mut head = Vec::with_capacity(4);
+    read(&mut head, 4)?;
+    if head.len() < 4 || head[0] != 0 || head[1] != 0 {
         return Err(DataError::format(path, "not an IDX file (bad magic number)"));
     }
-    if bytes[2] != 0x08 {
-        return Err(DataError::format(path, format!("IDX element type 0x{:02x} is not supported (only unsigned bytes, 0x08)", bytes[2])));
+    if head[2] != 0x08 {
+        return Err(DataError::format(path, format!("IDX element type 0x{:02x} is not supported (only unsigned bytes, 0x08)", head[2])));
     }
-    let rank = bytes[3] as usize;
-    let header = 4 + 4 * rank;
-    if rank == 0 || bytes.len() < header {
+    let rank = head[3] as usize;
+    let mut dim_bytes = Vec::with_capacity(4 * rank);
+    read(&mut dim_bytes, 4 * rank as u64)?;
+    if rank == 0 || dim_bytes.len() < 4 * rank {
         return Err(DataError::format(path, "truncated IDX header"));
     }
-    let dims: Vec<usize> = (0..rank).map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize).collect();
-    let expected: usize = dims.iter().product();
-    let data = bytes[header..].to_vec();
+    let dims: Vec<usize> = dim_bytes.chunks_exact(4).map(|d| u32::from_be_bytes(d.try_into().unwrap()) as usize).collect();
+    if dims[1..].contains(&0) {
+        return Err(DataError::format(path, format!("dimensions {dims:?}: every dimension after the first must be at least 1")));
+    }
+    let expected = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| DataError::format(path, format!("dimensions {dims:?} overflow")))?;
+    let mut data = Vec::new();
+    read(&mut data, expected as u64 + 1)?;
     if data.len() != expected {
-        return Err(DataError::format(path, format!("dimensions {dims:?} need {expected} bytes of data but the file has {} (truncated?)", data.len())));
+        let found = if data.len() > expected { "more".to_string() } else { data.len().to_string() };
+        return Err(DataError::format(
+            path,
+            format!("dimensions {dims:?} need {expected} bytes of data but the file has {found} (truncated or trailing data?)"),
+        ));
     }
     Ok(IdxArray { dims, data })
 }
