@@ -192,6 +192,8 @@ fn missing_fashion_mnist_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();
     let err = idx::read_fashion_mnist(Some(dir.path())).unwrap_err().to_string();
     assert!(err.contains("apt-get install dataset-fashion-mnist"), "{err}");
+    // the command the hint names exists (it named a `cargo xtask fetch` that does not)
+    assert!(err.contains("`longtail fetch fashion-mnist`") && !err.contains("xtask"), "{err}");
 }
 
 fn write_png(path: &Path, value: u8) {

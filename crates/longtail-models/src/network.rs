@@ -298,19 +298,25 @@ impl Network {
         }
     }
 
+    /// Training forward pass over two batches whose last feature maps `combine` merges (H2T's
+    /// channel fusion, Eq. 2): pooling and the head then run on the merged map as in
+    /// [`Network::forward`]. Single-backbone models only: the feature-fusion model's features
+    /// are already a mix of two backbones and have no one map to merge.
+    pub fn forward_combined(&self, x: Tensor<4>, other: Tensor<4>, combine: impl FnOnce(Tensor<4>, Tensor<4>) -> Tensor<4>) -> Result<ModelOutput, ModelError> {
+        let Network::Classifier(m) = self else {
+            return Err(ModelError::Config("merging two batches' feature maps (H2T) needs a single-backbone model, not the feature-fusion model".into()));
+        };
+        let feature_map = combine(m.backbone.forward(x), m.backbone.forward(other));
+        let features = global_avg_pool(feature_map.clone());
+        let HeadOutput { logits, aux } = m.head.forward(features.clone());
+        Ok(ModelOutput { feature_map, features, logits, aux })
+    }
+
     /// Test-time logits (HRDC's fused branches, MGKT's fine head, plain logits otherwise).
     pub fn predict(&self, x: Tensor<4>) -> Tensor<2> {
         match self {
             Network::Classifier(m) => m.head.predict(global_avg_pool(m.backbone.forward(x))),
             Network::FeatureFusion(_) => self.forward(x).logits,
-        }
-    }
-
-    /// Applies the head to pooled features (after feature-map fusion, H2T).
-    pub fn head_forward(&self, features: Tensor<2>) -> HeadOutput {
-        match self {
-            Network::Classifier(m) => m.head.forward(features),
-            Network::FeatureFusion(m) => HeadOutput { logits: m.head.forward_unnormalized_input(features), aux: None },
         }
     }
 

@@ -91,6 +91,9 @@ fn feature_fusion_mixes_normalised_features_of_two_backbones() {
     assert!(values(out.logits).iter().all(|v| v.abs() <= 1.0001));
     let Network::FeatureFusion(ffn) = &model else { panic!("expected FFN") };
     assert_eq!(ffn.first_weight, 0.9);
+    // it has no one feature map for H2T to merge
+    let err = model.forward_combined(input(2, 3, 32, &d), input(2, 3, 32, &d), |a, _| a).unwrap_err().to_string();
+    assert!(err.contains("single-backbone"), "{err}");
     // its classifier can be replaced by another cosine classifier, by nothing else
     let linear = ModelConfig::new(Arch::Resnet20, 3, 5, HeadConfig::Linear).init_head(1, &d);
     let err = model.clone().with_head(linear).unwrap_err().to_string();

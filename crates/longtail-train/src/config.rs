@@ -190,6 +190,10 @@ pub struct LoaderConfig {
     pub prefetch: usize,
 }
 
+/// The most calibration bins and prefetched batches a config may ask for.
+pub const MAX_ECE_BINS: usize = 10_000;
+pub const MAX_PREFETCH: usize = 1024;
+
 fn default_prefetch() -> usize {
     2
 }
@@ -316,6 +320,13 @@ impl ExperimentConfig {
         }
         if self.eval.every == 0 || self.eval.batch_size == 0 || self.eval.ece_bins == 0 {
             return Err(TrainError::config("eval", "every, batch_size and ece_bins must be >= 1"));
+        }
+        // upper bounds where a mistyped value would be an allocation abort, not an error
+        if self.eval.ece_bins > MAX_ECE_BINS {
+            return Err(TrainError::config("eval.ece_bins", format!("must be at most {MAX_ECE_BINS}, got {}", self.eval.ece_bins)));
+        }
+        if self.loader.prefetch > MAX_PREFETCH {
+            return Err(TrainError::config("loader.prefetch", format!("must be at most {MAX_PREFETCH} batches, got {}", self.loader.prefetch)));
         }
         for (i, s) in self.stages.iter().enumerate() {
             let f = |name: &str| format!("stages.{i}.{name}");

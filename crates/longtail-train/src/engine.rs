@@ -238,16 +238,10 @@ fn step_loss(
     };
     // H2T: fuse the balanced batch's feature map with the instance batch's (labels of the balanced batch).
     if let (Some(h2t), Some(fusing)) = (&ctx.stage.h2t, fusing) {
-        let backbone = network.backbone().ok_or_else(|| TrainError::Run("H2T needs a single-backbone model".into()))?;
-        let fused = crate::h2t::fused_forward(backbone, batch, fusing, h2t.ratio, rng);
-        let out = network.head_forward(fused.features.clone());
-        let inputs = LossInputs {
-            logits: out.logits.clone(),
-            aux: out.aux,
-            features: Some(fused.features),
-            targets: fused.targets.clone(),
-            coarse_targets: fused.coarse,
-        };
+        let fused = crate::h2t::fused_forward(network, batch, fusing, h2t.ratio, rng)?;
+        let out = fused.output;
+        let inputs =
+            LossInputs { logits: out.logits.clone(), aux: out.aux, features: Some(out.features), targets: fused.targets.clone(), coarse_targets: fused.coarse };
         return Ok((loss_of(&inputs, ctx.state)?, out.logits, fused.targets));
     }
     if let Some(mixup) = &ctx.stage.mixup {

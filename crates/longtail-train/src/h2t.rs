@@ -5,8 +5,7 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 use longtail_data::Sampler;
-use longtail_models::Backbone;
-use longtail_models::layers::global_avg_pool;
+use longtail_models::{ModelError, ModelOutput, Network};
 use rand::Rng;
 use rand::seq::SliceRandom;
 
@@ -36,25 +35,23 @@ pub fn fuse(balanced: Tensor<4>, fusing: Tensor<4>, mask: &[bool]) -> Tensor<4> 
     balanced.clone() + (fusing - balanced) * m
 }
 
-/// The pooled fused features of a balanced batch and its fusing partner (the shorter batch sets
-/// the size), with the balanced batch's labels.
+/// The model's outputs on the fused maps of a balanced batch and its fusing partner (the shorter
+/// batch sets the size), with the balanced batch's labels.
 pub struct Fused {
-    pub features: Tensor<2>,
+    pub output: ModelOutput,
     pub targets: Tensor<1, Int>,
     pub coarse: Option<Tensor<1, Int>>,
 }
 
-/// Runs the (frozen) backbone on both batches and fuses their maps.
-pub fn fused_forward<R: Rng>(backbone: &Backbone, balanced: DeviceBatch, fusing: DeviceBatch, ratio: f64, rng: &mut R) -> Fused {
+/// Runs the (frozen) backbone on both batches through [`Network::forward_combined`], fusing their
+/// maps (detached: the stage trains the classifier).
+pub fn fused_forward<R: Rng>(network: &Network, balanced: DeviceBatch, fusing: DeviceBatch, ratio: f64, rng: &mut R) -> Result<Fused, ModelError> {
     let n = balanced.len.min(fusing.len);
-    let map_b = backbone.forward(balanced.images.narrow(0, 0, n)).detach();
-    let map_i = backbone.forward(fusing.images.narrow(0, 0, n)).detach();
-    let mask = channel_mask(ratio, map_b.dims()[1], rng);
-    Fused {
-        features: global_avg_pool(fuse(map_b, map_i, &mask)),
-        targets: balanced.targets.narrow(0, 0, n),
-        coarse: balanced.coarse.map(|c| c.narrow(0, 0, n)),
-    }
+    let output = network.forward_combined(balanced.images.narrow(0, 0, n), fusing.images.narrow(0, 0, n), |map_b, map_i| {
+        let mask = channel_mask(ratio, map_b.dims()[1], rng);
+        fuse(map_b.detach(), map_i.detach(), &mask)
+    })?;
+    Ok(Fused { output, targets: balanced.targets.narrow(0, 0, n), coarse: balanced.coarse.map(|c| c.narrow(0, 0, n)) })
 }
 
 /// One epoch of paired sampling: the balanced branch from `primary` (stream 0), the fusing branch

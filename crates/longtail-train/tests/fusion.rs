@@ -60,9 +60,10 @@ fn the_fused_forward_keeps_the_balanced_labels() {
         coarse: None,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let fused = fused_forward(net.backbone().unwrap(), batch(vec![3, 2, 1], 1.0), batch(vec![0, 0, 0, 0], -1.0), 0.3, &mut rng);
+    let fused = fused_forward(&net, batch(vec![3, 2, 1], 1.0), batch(vec![0, 0, 0, 0], -1.0), 0.3, &mut rng).unwrap();
     assert_eq!(fused.targets.into_data().convert::<i64>().try_to_vec::<i64>().unwrap(), vec![3, 2, 1]);
-    assert_eq!(fused.features.dims(), [3, 64]);
+    assert_eq!(fused.output.features.dims(), [3, 64]);
+    assert_eq!(fused.output.logits.dims(), [3, 4]);
 }
 
 #[test]

@@ -86,6 +86,11 @@ fn config_errors_name_file_field_and_expectation() {
     assert!(err.contains("out of range"), "{err}");
     let err = ExperimentConfig::from_toml(MINIMAL, Path::new("c.toml"), &["stages.0.loss={ kind = \"ldam\" }".into()]).unwrap_err().to_string();
     assert!(err.contains("cosine"), "{err}");
+    // values that used to abort on allocation are range errors
+    let err = ExperimentConfig::from_toml(MINIMAL, Path::new("c.toml"), &["eval.ece_bins=10000000000".into()]).unwrap_err().to_string();
+    assert!(err.contains("eval.ece_bins") && err.contains("at most"), "{err}");
+    let err = ExperimentConfig::from_toml(MINIMAL, Path::new("c.toml"), &["loader.prefetch=1000000000".into()]).unwrap_err().to_string();
+    assert!(err.contains("loader.prefetch") && err.contains("at most"), "{err}");
 }
 
 /// KPS, FBL and GCL train with the thesis's own tables (spec 002: Tables 3.1, 4.1, 5.1) on the

@@ -57,7 +57,7 @@ pub enum Command {
     Predict {
         #[arg(long)]
         run: PathBuf,
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         top_k: usize,
         #[arg(required = true)]
         images: Vec<PathBuf>,

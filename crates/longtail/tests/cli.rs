@@ -85,6 +85,8 @@ fn train_eval_predict_report_compare_end_to_end() {
     assert!(o.status.success(), "{:?}", text(&o));
     let (out, _) = text(&o);
     assert!(out.starts_with("bright.png: three [3]"), "{out}");
+    let o = longtail(&["predict", "--run", "runs/ce", "--top-k", "0", "bright.png"], cwd);
+    assert!(!o.status.success() && text(&o).1.contains("--top-k"), "{:?}", text(&o));
 
     // report regenerates
     let o = longtail(&["report", "runs/bs"], cwd);

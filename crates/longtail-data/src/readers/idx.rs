@@ -117,7 +117,7 @@ pub fn locate_fashion_mnist(root: Option<&Path>) -> Result<PathBuf> {
                 Some(r) => format!("Fashion-MNIST IDX files under {}", r.display()),
                 None => format!("Fashion-MNIST (looked in {DEBIAN_FASHION_MNIST})"),
             },
-            hint: "run `apt-get install dataset-fashion-mnist`, or `cargo xtask fetch fashion-mnist`, or pass --data-root with the four IDX files".into(),
+            hint: "run `apt-get install dataset-fashion-mnist`, or `longtail fetch fashion-mnist`, or pass --data-root with the four IDX files".into(),
         }
     })
 }
