@@ -189,7 +189,7 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
     };
     // FFN's stage-I script draws its CIFAR-LT subset with `rand_number` 666, its stage II with 0
     let ffn_stage1_data = |mut data: longtail_data::DataConfig| {
-        if matches!(dataset, Dataset::Cifar10Lt | Dataset::Cifar100Lt) {
+        if dataset.is_cifar() {
             data.long_tail.selection = Selection::NumpyShuffle { seed: 666 };
         }
         data
@@ -273,7 +273,7 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
         }
         "h2t" => {
             // H2T's own stage I on CIFAR; elsewhere it is the mixup baseline's config
-            init_from = source(if matches!(dataset, Dataset::Cifar10Lt | Dataset::Cifar100Lt) { "h2t-mixup" } else { "mixup" });
+            init_from = source(if dataset.is_cifar() { "h2t-mixup" } else { "mixup" });
             // H2T's CIFAR-100-LT stage-II configs: wd 2e-4 at IF 50 and 200, 5e-4 at IF 100
             let wd = if small && imbalance_factor != 100.0 { 2e-4 } else { 5e-4 };
             let mut s = stage2(&r, "h2t", LossSpec::Ce, SamplerSpec::ClassBalanced, s2_lr, wd, Trainable::ClassifierShiftBn, HeadChange::Keep);
@@ -288,7 +288,7 @@ pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64
             // H2T's stage I (train_stage1.py): x0.1 after epoch 160 and x0.01 after 180 on CIFAR,
             // not LDAM-DRW's x0.01 / x0.0001
             let mut r = r.clone();
-            if matches!(dataset, Dataset::Cifar10Lt | Dataset::Cifar100Lt) {
+            if dataset.is_cifar() {
                 r.lr.decay = Decay::Steps { at: vec![160, 180], factors: vec![0.1, 0.01] };
             }
             vec![StageConfig { mixup: mixup(dataset), ..stage1(&r, "ce-mixup", LossSpec::Ce) }]

@@ -55,6 +55,11 @@ impl Dataset {
             .ok_or_else(|| TrainError::config("dataset", format!("unknown dataset `{name}`; known: {}", Self::ALL.map(|d| d.name()).join(", "))))
     }
 
+    /// CIFAR-10/100-LT, where the authors' CIFAR scripts set several defaults.
+    pub fn is_cifar(self) -> bool {
+        matches!(self, Dataset::Cifar10Lt | Dataset::Cifar100Lt)
+    }
+
     /// CIFAR and Fashion-MNIST are made long-tailed; the others are long-tailed already.
     pub fn is_small(self) -> bool {
         matches!(self, Dataset::FashionMnistLt | Dataset::Cifar10Lt | Dataset::Cifar100Lt)
