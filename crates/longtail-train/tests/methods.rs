@@ -177,6 +177,19 @@ fn every_method_trains_end_to_end_and_beats_chance() {
             assert!(report.metrics.hierarchical.is_some(), "hierarchical metrics for MGKT");
         }
     }
+    // data parallel over two CPU devices, for the batch recipes that draw per slice (mixup, H2T)
+    // and the loss that draws on the device RNG (GCL's clouds)
+    for name in ["mixup", "h2t", "gcl"] {
+        let mut config = tiny(name, &data);
+        if config.init_from.is_some() {
+            config.init_from = Some(RunSource::Run { run: ce.clone() });
+        }
+        let dir = runs.join(format!("dp-{name}"));
+        let opts = RunOptions { run_dir: dir.clone(), device: Device::flex(), resume: false, max_epochs: None, quiet: true, data_parallel: vec![Device::flex()] };
+        let report = train(&config, &opts).unwrap_or_else(|e| panic!("{name} data parallel: {e}")).final_report.unwrap();
+        let history = RunDir::new(&dir).read_state().unwrap().history;
+        prints.insert(format!("data-parallel {name}"), fingerprint(&report, &history));
+    }
     assert!(failures.is_empty(), "methods at or near chance: {failures:?}");
     fingerprints(&prints);
 }
