@@ -14,7 +14,6 @@ use rayon::prelude::*;
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
-use crate::sampler::mix_seed;
 use crate::transform::Pipeline;
 
 /// A batch in host memory: normalised `f32` images `[n, c, h, w]` and their labels.
@@ -101,7 +100,7 @@ impl Loader {
         self.pool.install(|| {
             images.par_chunks_mut(size).zip(indices.par_iter()).enumerate().try_for_each(|(k, (out, &i))| {
                 let img = self.dataset.image(i)?;
-                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, epoch as u64, (stream << 40) | (offset + k) as u64));
+                let mut rng = ChaCha8Rng::seed_from_u64(longtail_core::streams::augmentation_seed(seed, epoch, stream, offset + k));
                 self.pipeline.process_into(img, &mut rng, out).map_err(|e| match e {
                     DataError::Invalid { field, msg } => {
                         DataError::Invalid { field, msg: format!("{msg} (image {})", self.dataset.store.describe(self.dataset.items[i])) }

@@ -51,13 +51,10 @@ pub struct Sampler {
     len: usize,
 }
 
-/// Mixes a seed with stream coordinates into one 64-bit seed (SplitMix64 finaliser).
-pub fn mix_seed(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use longtail_core::class_stats::effective_number_weights;
+/// The stream-mixing function, kept here for callers of earlier versions; every stream key is in
+/// [`longtail_core::streams`].
+pub use longtail_core::streams::mix_seed;
 
 impl Sampler {
     /// A sampler over samples whose labels are `labels` (classes `0..num_classes`).
@@ -128,7 +125,7 @@ impl Sampler {
     /// The sample indices of `epoch`, deterministic in `(seed, epoch, stream)`. `stream` separates
     /// independent samplers of one run (the two branches of paired sampling).
     pub fn epoch_indices(&self, seed: u64, epoch: usize, total_epochs: usize, stream: u64) -> Vec<usize> {
-        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, epoch as u64, 0x5a4d_0000 + stream));
+        let mut rng = ChaCha8Rng::seed_from_u64(longtail_core::streams::sampler_seed(seed, epoch, stream));
         if self.spec == SamplerSpec::Instance {
             let mut order: Vec<usize> = (0..self.len).collect();
             order.shuffle(&mut rng);
@@ -155,21 +152,12 @@ impl Sampler {
     }
 }
 
-/// Effective-number class weights `(1 - beta) / (1 - beta^n_j)` (Cui et al. 2019), normalised to
-/// sum to the number of classes. Classes without samples get weight 0.
-pub fn effective_number_weights(counts: &[usize], beta: f64) -> Vec<f64> {
-    let raw: Vec<f64> = counts.iter().map(|&n| if n == 0 { 0.0 } else { (1.0 - beta) / (1.0 - beta.powi(n as i32)) }).collect();
-    let sum: f64 = raw.iter().sum();
-    raw.iter().map(|w| w / sum * counts.len() as f64).collect()
-}
-
 /// GCL's class-based effective-number weights (thesis Eqs. 5.13-5.15): cloud sizes
 /// `delta_j = log n_max - log n_j`, `beta_j = b (delta_j - delta_min)/(delta_max - delta_min) + a`,
 /// `gamma_j = (1 - beta_j) / (1 - beta_j^n_j)`, normalised to sum to 1. Defaults `a = 0.999`,
 /// `b = 0.0009` (beta in [0.999, 0.9999]).
 pub fn cben_weights(counts: &[usize], a: f64, b: f64) -> Vec<f64> {
-    let n_max = *counts.iter().max().unwrap_or(&1) as f64;
-    let delta: Vec<f64> = counts.iter().map(|&n| n_max.ln() - (n.max(1) as f64).ln()).collect();
+    let delta = longtail_core::class_stats::log_gap(counts);
     let (lo, hi) = delta.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &d| (lo.min(d), hi.max(d)));
     let span = if hi > lo { hi - lo } else { 1.0 };
     let gamma: Vec<f64> = counts

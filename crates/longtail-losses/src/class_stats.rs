@@ -26,14 +26,16 @@ pub enum ClassWeighting {
 }
 
 impl ClassWeighting {
+    /// Effective-number weights with Cui et al.'s beta = 0.9999 (their CIFAR setting, which
+    /// LDAM-DRW's deferred re-weighting uses too).
+    pub const EFFECTIVE_NUMBER: ClassWeighting = ClassWeighting::EffectiveNumber { beta: 0.9999 };
+
     /// The weights for `counts`.
     pub fn weights(&self, counts: &[usize]) -> Vec<f64> {
-        let raw: Vec<f64> = match self {
-            ClassWeighting::InverseFrequency => counts.iter().map(|&n| 1.0 / n as f64).collect(),
-            ClassWeighting::EffectiveNumber { beta } => counts.iter().map(|&n| (1.0 - beta) / (1.0 - beta.powi(n as i32))).collect(),
-        };
-        let sum: f64 = raw.iter().sum();
-        raw.iter().map(|w| w / sum * counts.len() as f64).collect()
+        match self {
+            ClassWeighting::InverseFrequency => longtail_core::class_stats::inverse_frequency_weights(counts),
+            ClassWeighting::EffectiveNumber { beta } => longtail_core::class_stats::effective_number_weights(counts, *beta),
+        }
     }
 }
 
@@ -145,8 +147,7 @@ pub fn kps_constants(counts: &[usize], n_base: f64, max_margin: f64, base_scale:
 /// Normalised log-frequency gaps `(log n_max - log n_j) / max_k(...)` in [0, 1]: FBL's stimulus
 /// intensity (Eq. 4.4, normalised as in the authors' code) and GCL's cloud size (Eq. 5.9).
 pub fn normalized_log_gap(counts: &[usize]) -> Vec<f64> {
-    let n_max = *counts.iter().max().unwrap() as f64;
-    let gap: Vec<f64> = counts.iter().map(|&n| n_max.ln() - (n as f64).ln()).collect();
+    let gap = longtail_core::class_stats::log_gap(counts);
     let max = gap.iter().cloned().fold(0.0, f64::max);
     if max == 0.0 { vec![0.0; counts.len()] } else { gap.iter().map(|g| g / max).collect() }
 }

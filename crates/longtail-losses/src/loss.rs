@@ -105,11 +105,8 @@ impl Loss {
                 check(*max_margin >= 0.0 && *scale > 0.0, name, "max_margin must be >= 0 and scale > 0")?;
                 Kind::Ldam { margins: c(&ldam_margins(counts, *max_margin)), scale: *scale }
             }
-            LossSpec::BalancedSoftmax => Kind::Offset { offsets: c(&counts.iter().map(|&n| (n as f64).ln()).collect::<Vec<_>>()) },
-            LossSpec::LogitAdjusted { tau } => {
-                let total: usize = counts.iter().sum();
-                Kind::Offset { offsets: c(&counts.iter().map(|&n| tau * (n as f64 / total as f64).ln()).collect::<Vec<_>>()) }
-            }
+            LossSpec::BalancedSoftmax => Kind::Offset { offsets: c(&longtail_core::class_stats::log_counts(counts)) },
+            LossSpec::LogitAdjusted { tau } => Kind::Offset { offsets: c(&longtail_core::class_stats::log_prior(counts, *tau)) },
             LossSpec::Cdt { gamma } => Kind::Cdt { inv: c(&cdt_factors(counts, *gamma).iter().map(|a| 1.0 / a).collect::<Vec<_>>()) },
             LossSpec::LabelAwareSmoothing { head, tail, shape } => {
                 check((0.0..1.0).contains(head) && (0.0..1.0).contains(tail), name, "head and tail smoothing must be in [0, 1)")?;

@@ -1,5 +1,6 @@
 //! Serializable loss specifications with the papers' defaults.
 
+use longtail_core::capabilities::{AuxHead, Logits, Needs};
 use serde::{Deserialize, Serialize};
 
 use crate::class_stats::{ClassWeighting, KpsMargins, LevelSplit, SmoothingShape};
@@ -234,6 +235,33 @@ pub enum LossSpec {
 }
 
 impl LossSpec {
+    /// LDAM with Cao et al.'s defaults (largest margin 0.5, s = 30; LDAM-DRW's code).
+    pub fn ldam() -> Self {
+        LossSpec::Ldam { max_margin: ldam_max_margin(), scale: ldam_scale() }
+    }
+
+    /// The logit-adjusted loss with Menon et al.'s tau = 1.
+    pub fn logit_adjusted() -> Self {
+        LossSpec::LogitAdjusted { tau: one() }
+    }
+
+    /// KPS with the authors' code's constants (n_base 50, s_base 15, the scale clamped at 50,
+    /// the reversed radii list) and the given largest margin and GA start.
+    pub fn kps(max_margin: f64, ga_epoch: Option<usize>) -> Self {
+        LossSpec::Kps { n_base: kps_n_base(), max_margin, base_scale: kps_base_scale(), ga_epoch, scale_cap: kps_scale_cap(), margins: KpsMargins::default() }
+    }
+
+    /// FBL with strength `A`, the thesis's parabolic curriculum ending at 95% of the schedule.
+    pub fn fbl(strength: f64) -> Self {
+        LossSpec::Fbl { strength, curriculum: Curriculum::default(), end_fraction: fbl_end() }
+    }
+
+    /// GCL's stage I as in the thesis and the code: s = 30, noise 0.5, sigma 1/3, no margin, no
+    /// focal factor.
+    pub fn gcl() -> Self {
+        LossSpec::Gcl { scale: 30.0, noise_mul: gcl_noise_mul(), sigma: gcl_sigma(), margin: 0.0, focal_gamma: 0.0 }
+    }
+
     /// The factor the loss applies to the network's logits before its softmax, used for the
     /// probabilities that calibration (ECE, confidences) reports: LDAM's and GCL's `s`, KPS's base
     /// scale (its per-class scales are a training device); 1 for every other loss. Accuracy
@@ -247,14 +275,27 @@ impl LossSpec {
         }
     }
 
+    /// What the loss needs from the model and the data (validation follows from it: a config
+    /// whose head does not provide it is refused, `HeadConfig::provides`).
+    pub fn needs(&self) -> Needs {
+        match self {
+            // cosine logits scaled by the loss (LDAM's s, KPS's per-class scales, GCL's s)
+            LossSpec::Ldam { .. } | LossSpec::Kps { .. } | LossSpec::Gcl { .. } => Needs { logits: Some(Logits::Cosine), ..Needs::default() },
+            LossSpec::Fbl { .. } => Needs { features: true, ..Needs::default() },
+            LossSpec::Hrdc { .. } => Needs { aux: Some(AuxHead::Reweighting), ..Needs::default() },
+            LossSpec::MultiGranularity { .. } => Needs { aux: Some(AuxHead::Coarse), coarse_labels: true, ..Needs::default() },
+            _ => Needs::default(),
+        }
+    }
+
     /// Whether the loss expects cosine logits (a cosine classifier).
     pub fn wants_cosine_head(&self) -> bool {
-        matches!(self, LossSpec::Ldam { .. } | LossSpec::Kps { .. } | LossSpec::Gcl { .. })
+        self.needs().logits == Some(Logits::Cosine)
     }
 
     /// Whether the loss needs a second head (HRDC's dual or MGKT's coarse+fine).
     pub fn needs_aux_head(&self) -> bool {
-        matches!(self, LossSpec::Hrdc { .. } | LossSpec::MultiGranularity { .. })
+        self.needs().aux.is_some()
     }
 
     /// Short human-readable name.

@@ -12,6 +12,7 @@
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::Tensor;
+use longtail_core::capabilities::{AuxHead, Logits, Provides};
 use serde::{Deserialize, Serialize};
 
 use crate::init::Init;
@@ -44,6 +45,18 @@ pub enum HeadConfig {
     CoarseFine {
         num_coarse: usize,
     },
+}
+
+impl HeadConfig {
+    /// What the head provides to a loss (`LossSpec::needs` in longtail-losses).
+    pub fn provides(&self) -> Provides {
+        match self {
+            HeadConfig::Linear | HeadConfig::Lws | HeadConfig::TauNorm { .. } => Provides::LINEAR,
+            HeadConfig::Cosine => Provides { logits: Logits::Cosine, aux: None },
+            HeadConfig::Dual { .. } => Provides { logits: Logits::Linear, aux: Some(AuxHead::Reweighting) },
+            HeadConfig::CoarseFine { .. } => Provides { logits: Logits::Linear, aux: Some(AuxHead::Coarse) },
+        }
+    }
 }
 
 /// `x / max(‖x‖_2, 1e-12)` along `dim` (PyTorch's `F.normalize`), with its gradient at a zero

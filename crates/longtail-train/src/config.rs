@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use longtail_core::capabilities::{Logits, Needs, Provides};
 use longtail_data::{DataConfig, SamplerSpec};
 use longtail_losses::{ClassWeighting, LossSpec};
 use longtail_models::{HeadConfig, ModelConfig, Precision};
@@ -93,6 +94,27 @@ pub enum HeadChange {
     TauNorm { tau: f64 },
     /// Post-hoc logit adjustment `z - tau log pi` folded into the bias (Menon et al. 2021).
     LogitAdjust { tau: f64 },
+}
+
+impl HeadChange {
+    /// What the change needs of the model's head: LWS, tau-norm and post-hoc logit adjustment
+    /// rewrite a linear classifier.
+    pub fn needs(&self) -> Needs {
+        match self {
+            HeadChange::Keep | HeadChange::Reinit => Needs::default(),
+            HeadChange::Lws | HeadChange::TauNorm { .. } | HeadChange::LogitAdjust { .. } => Needs { logits: Some(Logits::Linear), ..Needs::default() },
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            HeadChange::Keep => "keep",
+            HeadChange::Reinit => "re-initialisation",
+            HeadChange::Lws => "LWS",
+            HeadChange::TauNorm { .. } => "tau-norm",
+            HeadChange::LogitAdjust { .. } => "post-hoc logit adjustment",
+        }
+    }
 }
 
 /// One training stage.
@@ -363,24 +385,22 @@ impl ExperimentConfig {
                 return Err(TrainError::config(f("train"), "FFN keeps both stage-I backbones frozen: set train = \"classifier\""));
             }
             if let LossSpec::Hrdc { reweight_loss: Some(inner), .. } = &s.loss
-                && (inner.wants_cosine_head() || inner.needs_aux_head())
+                && let Some(why) = Provides::LINEAR.unmet(&inner.needs())
             {
-                return Err(TrainError::config(f("loss.reweight_loss"), format!("{} cannot train HRDC's linear re-weighting branch", inner.name())));
+                return Err(TrainError::config(f("loss.reweight_loss"), format!("{} cannot train HRDC's linear re-weighting branch: it {why}", inner.name())));
             }
             if let Some(d) = &s.drw
                 && d.from_epoch >= s.epochs
             {
                 return Err(TrainError::config(f("drw.from_epoch"), format!("must be < epochs ({}), got {}", s.epochs, d.from_epoch)));
             }
-            let cosine = self.model.head == HeadConfig::Cosine;
-            if s.loss.wants_cosine_head() && !cosine {
-                return Err(TrainError::config(f("loss"), format!("{} expects a cosine classifier: set model.head = {{ kind = \"cosine\" }}", s.loss.name())));
+            // what the loss and the classifier change need against what the head provides
+            let provides = self.model.head.provides();
+            if let Some(why) = provides.unmet(&s.loss.needs()) {
+                return Err(TrainError::config(f("loss"), format!("{} {why}", s.loss.name())));
             }
-            if s.loss.needs_aux_head() && !matches!(self.model.head, HeadConfig::Dual { .. } | HeadConfig::CoarseFine { .. }) {
-                return Err(TrainError::config(f("loss"), format!("{} needs model.head = dual (HRDC) or coarse-fine (MGKT)", s.loss.name())));
-            }
-            if matches!(s.head, HeadChange::Lws | HeadChange::TauNorm { .. } | HeadChange::LogitAdjust { .. }) && self.model.head != HeadConfig::Linear {
-                return Err(TrainError::config(f("head"), "LWS, tau-norm and post-hoc logit adjustment apply to a linear classifier"));
+            if let Some(why) = provides.unmet(&s.head.needs()) {
+                return Err(TrainError::config(f("head"), format!("{} {why} (model.head = {{ kind = \"linear\" }})", s.head.name())));
             }
         }
         // HRDC's fused prediction weighs the re-weighting branch 0.75 by default: it must be trained

@@ -42,13 +42,7 @@ impl PreparedData {
             }
         }
         let counts = train.class_counts();
-        let coarse_counts = train.hierarchy.as_ref().map(|h| {
-            let mut c = vec![0; h.num_coarse()];
-            for (fine, &n) in counts.iter().enumerate() {
-                c[h.parent[fine]] += n;
-            }
-            c
-        });
+        let coarse_counts = train.hierarchy.as_ref().map(|h| longtail_core::class_stats::coarse_counts(&counts, &h.parent, h.num_coarse()));
         let size = config.data.recipe.image_size();
         Ok(Self { train: Arc::new(train), test: Arc::new(splits.test), counts, coarse_counts, image_shape: [config.model.in_channels, size, size] })
     }

@@ -15,7 +15,11 @@
 //!
 //! The running statistics are Burn's `RunningState`, shared by the replicas and set after each
 //! step to the mean of their updates (with three or more devices the order of that sum, hence its
-//! last bits, can vary between runs). The first slice runs on the calling thread and its pool;
+//! last bits, can vary between runs). A recipe that runs the backbone twice per slice (H2T's
+//! paired batches) updates a replica's statistics twice, and `RunningState` folds the second
+//! update with whatever the other replicas have registered by then: its running statistics
+//! depend on thread timing (the weights and the losses do not; the method fingerprints of
+//! `tests/methods.rs` compare only the losses of that run). The first slice runs on the calling thread and its pool;
 //! each other replica runs its CPU ops on a thread pool of its own (with the calling pool's
 //! thread count divided by the number of slices, at least one thread), never on the calling
 //! thread's pool: the caller blocks until they finish, and when every worker of that pool is
@@ -36,6 +40,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::data::{DeviceBatch, upload};
 use crate::error::{Result, TrainError, panic_message};
+use crate::recipe::StepOutput;
 
 /// What one step leaves behind: the batch's loss and logits (detached, on the first device),
 /// its targets, and the summed gradients.
@@ -70,31 +75,30 @@ pub fn split_batch(batch: HostBatch, parts: usize) -> Vec<HostBatch> {
         .collect()
 }
 
-/// One slice's work: its device, its batch and (H2T) its fusing batch.
+/// One slice's work: its device and its part of each sampler stream's batch (stream 0 first;
+/// H2T's fusing batch is stream 1).
 pub struct Slice {
     pub device: Device,
-    pub batch: HostBatch,
-    pub fusing: Option<HostBatch>,
+    pub batches: Vec<HostBatch>,
 }
 
-/// Runs `loss_of(i, replica, batch, fusing, rng)` for every slice `i` on its device (in
+/// Runs `loss_of(i, replica, batches, rng)` for every slice `i` on its device (in
 /// parallel, one thread per slice), weights each slice's mean loss by its share of the batch,
 /// back-propagates `loss_scale` times that (1 without fp16 loss scaling), and sums the gradients
 /// on `main` (the device of `network`). `rng` seeds one stream per slice.
 pub fn step<F>(network: &Network, main: &Device, slices: Vec<Slice>, rng: &mut ChaCha8Rng, loss_scale: f64, loss_of: F) -> Result<StepResult>
 where
-    F: Fn(usize, &Network, DeviceBatch, Option<DeviceBatch>, &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> + Sync,
+    F: Fn(usize, &Network, Vec<DeviceBatch>, &mut ChaCha8Rng) -> Result<StepOutput> + Sync,
 {
     let forked = slices.iter().any(|s| s.device != *main);
-    let total: usize = slices.iter().map(|s| s.batch.len()).sum();
+    let total: usize = slices.iter().map(|s| s.batches.first().map_or(0, HostBatch::len)).sum();
     let seeds: Vec<u64> = slices.iter().map(|_| rng.next_u64()).collect();
     let work = |i: usize, slice: Slice| -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>, GradientsParams)> {
         let replica = if slice.device == *main { network.clone() } else { network.clone().fork(&slice.device) };
-        let share = slice.batch.len() as f64 / total as f64;
-        let batch = upload(slice.batch, &slice.device);
-        let fusing = slice.fusing.map(|f| upload(f, &slice.device));
+        let share = slice.batches.first().map_or(0, HostBatch::len) as f64 / total as f64;
+        let batches = slice.batches.into_iter().map(|b| upload(b, &slice.device)).collect();
         let mut slice_rng = ChaCha8Rng::seed_from_u64(seeds[i]);
-        let (loss, logits, targets) = loss_of(i, &replica, batch, fusing, &mut slice_rng)?;
+        let StepOutput { loss, logits, targets } = loss_of(i, &replica, batches, &mut slice_rng)?;
         let weighted = loss.mul_scalar(share);
         let grads = GradientsParams::from_grads(weighted.clone().mul_scalar(loss_scale).backward(), &replica).to_device(main, &replica);
         Ok((weighted.detach().to_device(main), logits.detach().to_device(main), targets.to_device(main), grads))
@@ -193,9 +197,10 @@ mod tests {
         }
     }
 
-    fn ce(_: usize, net: &Network, b: DeviceBatch, _: Option<DeviceBatch>, _: &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> {
+    fn ce(_: usize, net: &Network, b: Vec<DeviceBatch>, _: &mut ChaCha8Rng) -> Result<StepOutput> {
+        let b = b.into_iter().next().unwrap();
         let out = net.forward(b.images);
-        Ok((cross_entropy(out.logits.clone(), b.targets.clone()).mean(), out.logits, b.targets))
+        Ok(StepOutput { loss: cross_entropy(out.logits.clone(), b.targets.clone()).mean(), logits: out.logits, targets: b.targets })
     }
 
     /// Logits of `x` and `y` after one plain SGD step (lr 1) on `slices`, normalised with the
@@ -206,7 +211,7 @@ mod tests {
     fn after_step(slices: Vec<(Device, HostBatch)>) -> (Vec<f32>, f32) {
         let device = Device::flex().autodiff();
         let net = ModelConfig::new(Arch::Resnet8, 1, 2, HeadConfig::Linear).init(0, &device).unwrap();
-        let slices = slices.into_iter().map(|(d, b)| Slice { device: d, batch: b, fusing: None }).collect();
+        let slices = slices.into_iter().map(|(d, b)| Slice { device: d, batches: vec![b] }).collect();
         let r = step(&net, &device, slices, &mut ChaCha8Rng::seed_from_u64(0), 1.0, ce).unwrap();
         let loss: f32 = r.loss.into_scalar();
         let net = SgdConfig::new().init().step(1.0, net, r.grads);
@@ -258,15 +263,13 @@ mod tests {
     fn a_panicking_replica_is_an_error_with_its_message() {
         let d = Device::flex().autodiff();
         let net = ModelConfig::new(Arch::Resnet8, 1, 2, HeadConfig::Linear).init(0, &d).unwrap();
-        let slices = [batch(&[(true, 0), (false, 1)]), batch(&[(true, 1), (false, 0)])]
-            .into_iter()
-            .map(|b| Slice { device: d.clone(), batch: b, fusing: None })
-            .collect();
-        let loss_of = |i: usize, net: &Network, b: DeviceBatch, f: Option<DeviceBatch>, rng: &mut ChaCha8Rng| {
+        let slices =
+            [batch(&[(true, 0), (false, 1)]), batch(&[(true, 1), (false, 0)])].into_iter().map(|b| Slice { device: d.clone(), batches: vec![b] }).collect();
+        let loss_of = |i: usize, net: &Network, b: Vec<DeviceBatch>, rng: &mut ChaCha8Rng| {
             if i == 1 {
                 panic!("replica loss exploded");
             }
-            ce(i, net, b, f, rng)
+            ce(i, net, b, rng)
         };
         // (the replica's panic message goes to this test's captured output: its thread inherits it)
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&net, &d, slices, &mut ChaCha8Rng::seed_from_u64(0), 1.0, loss_of)));

@@ -1,5 +1,6 @@
 //! The training engine, evaluation protocol and methods of `longtail`.
 
+pub mod checkpoint;
 pub mod compute_pool;
 pub mod config;
 pub mod data;
@@ -16,9 +17,13 @@ pub mod mixup;
 pub mod parity;
 pub mod presets;
 pub mod progress;
+pub mod recipe;
 pub mod run_dir;
 pub mod schedule;
+pub mod setup;
+pub mod sources;
 pub mod stage;
+pub mod strategy;
 
 pub use config::{ExperimentConfig, StageConfig};
 pub use engine::{RunOptions, RunOutcome, evaluate_network, load_run_network, train};

@@ -2,7 +2,6 @@
 //! the logits of the mixed images.
 
 use burn::tensor::Tensor;
-use longtail_data::sampler::mix_seed;
 use longtail_losses::{LossInputs, LossState};
 
 use crate::error::Result;
@@ -10,7 +9,7 @@ use crate::error::Result;
 /// The state of the criterion's second call: its own seed, so a loss with random draws (GCL's
 /// clouds) draws them afresh, as the authors' code does by calling the loss twice.
 pub fn second_draw(state: LossState) -> LossState {
-    LossState { seed: mix_seed(state.seed, 1, 0x6d_1c), ..state }
+    LossState { seed: longtail_core::streams::second_call_seed(state.seed), ..state }
 }
 
 /// `lambda loss_of(a, state) + (1 - lambda) loss_of(b, second_draw(state))`: the authors'

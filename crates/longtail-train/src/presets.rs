@@ -168,8 +168,8 @@ impl Dataset {
         }
     }
 
-    /// The training recipe of the thesis's own tables for one of its methods (`kps`: Table 3.1,
-    /// `fbl`: Table 4.1, `gcl`: Table 5.1; spec `002_thesis.md`), or `None` where the thesis
+    /// The training recipe of one of the thesis's own tables ([`ThesisTable`]; spec
+    /// `002_thesis.md`), or `None` where the thesis
     /// gives none (Fashion-MNIST-LT keeps the toolkit's shared CPU protocol so its rows compare).
     ///
     /// "Decay ratio 0.01 at {160, 180}" is read as x0.1 at 160 and x0.1 again at 180 (0.01
@@ -177,7 +177,7 @@ impl Dataset {
     /// at each milestone. CIFAR batch 64 follows the text and the authors' README (GCL's Table 5.1
     /// prints 128; its code uses 64). Places-LT starts from an ImageNet-pretrained ResNet-152 in
     /// the thesis; ours trains from scratch unless `init_from` names a run.
-    pub fn thesis_recipe(self, method: &str) -> Option<TrainRecipe> {
+    pub fn thesis_recipe(self, table: ThesisTable) -> Option<TrainRecipe> {
         let steps = |base: f64, warmup_epochs: usize, at: [usize; 2]| LrConfig {
             base,
             warmup_epochs,
@@ -193,16 +193,17 @@ impl Dataset {
             stage2_epochs,
         };
         let cifar = || recipe(200, 64, steps(0.1, 5, [160, 180]), 2e-4, 10);
-        match (method, self) {
-            ("kps" | "fbl" | "gcl", Dataset::Cifar10Lt | Dataset::Cifar100Lt) => Some(cifar()),
-            ("kps", Dataset::ImagenetLt) => Some(recipe(180, 128, steps(0.1, 0, [120, 160]), 1e-4, 10)),
-            ("kps", Dataset::Inat2018) => Some(recipe(180, 512, steps(0.2, 0, [120, 160]), 1e-4, 30)),
-            ("fbl", Dataset::ImagenetLt) => Some(recipe(200, 512, steps(0.2, 0, [160, 180]), 2e-4, 10)),
-            ("fbl", Dataset::Inat2018) => Some(recipe(180, 512, steps(0.2, 0, [120, 160]), 1e-4, 30)),
-            ("fbl", Dataset::PlacesLt) => Some(recipe(90, 512, steps(0.2, 0, [60, 80]), 5e-4, 30)),
-            ("gcl", Dataset::ImagenetLt) => Some(recipe(200, 256, steps(0.1, 0, [160, 180]), 2e-4, 10)),
-            ("gcl", Dataset::Inat2018) => Some(recipe(180, 256, steps(0.1, 0, [120, 160]), 1e-4, 30)),
-            ("gcl", Dataset::PlacesLt) => Some(recipe(90, 512, steps(0.2, 0, [60, 80]), 5e-4, 30)),
+        use ThesisTable::{Fbl, Gcl, Kps};
+        match (table, self) {
+            (_, Dataset::Cifar10Lt | Dataset::Cifar100Lt) => Some(cifar()),
+            (Kps, Dataset::ImagenetLt) => Some(recipe(180, 128, steps(0.1, 0, [120, 160]), 1e-4, 10)),
+            (Kps, Dataset::Inat2018) => Some(recipe(180, 512, steps(0.2, 0, [120, 160]), 1e-4, 30)),
+            (Fbl, Dataset::ImagenetLt) => Some(recipe(200, 512, steps(0.2, 0, [160, 180]), 2e-4, 10)),
+            (Fbl, Dataset::Inat2018) => Some(recipe(180, 512, steps(0.2, 0, [120, 160]), 1e-4, 30)),
+            (Fbl, Dataset::PlacesLt) => Some(recipe(90, 512, steps(0.2, 0, [60, 80]), 5e-4, 30)),
+            (Gcl, Dataset::ImagenetLt) => Some(recipe(200, 256, steps(0.1, 0, [160, 180]), 2e-4, 10)),
+            (Gcl, Dataset::Inat2018) => Some(recipe(180, 256, steps(0.1, 0, [120, 160]), 1e-4, 30)),
+            (Gcl, Dataset::PlacesLt) => Some(recipe(90, 512, steps(0.2, 0, [60, 80]), 5e-4, 30)),
             _ => None,
         }
     }
@@ -212,6 +213,14 @@ impl Dataset {
         let base = self.name().replace('-', "_");
         if self.is_small() && imbalance_factor != 100.0 { format!("{base}_if{imbalance_factor}") } else { base }
     }
+}
+
+/// The thesis's training tables: KPS's Table 3.1, FBL's Table 4.1, GCL's Table 5.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThesisTable {
+    Kps,
+    Fbl,
+    Gcl,
 }
 
 /// A benchmark's stage-I training recipe.

@@ -62,3 +62,72 @@ impl Progress {
         line.to_string()
     }
 }
+
+/// Where a progress line is in the run.
+pub struct Position<'a> {
+    pub stage: &'a str,
+    /// 0-based stage index, of `stages`.
+    pub index: usize,
+    pub stages: usize,
+    /// 0-based epoch of the stage, of `epochs`.
+    pub epoch: usize,
+    pub epochs: usize,
+}
+
+impl Position<'_> {
+    fn prefix(&self) -> String {
+        format!("[{} {}/{}] epoch {}/{}", self.stage, self.index + 1, self.stages, self.epoch + 1, self.epochs)
+    }
+}
+
+/// The running numbers of an epoch so far.
+pub struct StepNumbers {
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub lr: f64,
+    pub rate: f64,
+    pub eta: f64,
+}
+
+/// A line during an epoch.
+pub fn step_line(at: &Position, n: &StepNumbers) -> String {
+    format!(
+        "{} step {}/{} | loss {:.4} | acc {:.2}% | lr {:.5} | {:.1} img/s | ETA {}",
+        at.prefix(),
+        n.step + 1,
+        n.steps,
+        n.loss,
+        n.accuracy,
+        n.lr,
+        n.rate,
+        format_duration(n.eta)
+    )
+}
+
+/// The line at an epoch's end: its training numbers, the fp16 loss scale, the test accuracy and
+/// the many / medium / few-shot accuracies when it was evaluated.
+pub fn epoch_line(at: &Position, record: &crate::run_dir::EpochRecord, scaler: Option<&crate::loss_scale::LossScaler>) -> String {
+    let mut line = format!(
+        "{} done in {} | loss {:.4} | train acc {:.2}% | {:.1} img/s",
+        at.prefix(),
+        format_duration(record.seconds),
+        record.train_loss,
+        record.train_accuracy,
+        record.images_per_second
+    );
+    if let Some(s) = scaler {
+        line.push_str(&format!(" | loss scale {} ({} steps skipped)", s.scale, s.skipped));
+    }
+    if let Some(t) = &record.test {
+        line.push_str(&format!(" | test acc {:.2}%", t.accuracy));
+        let names = ["many", "med", "few"];
+        for (g, v) in t.shots.iter().enumerate() {
+            if let Some(v) = v {
+                line.push_str(&format!(" {} {:.1}", names[g], v));
+            }
+        }
+    }
+    line
+}

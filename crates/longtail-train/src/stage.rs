@@ -4,7 +4,6 @@
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::Device;
-use longtail_data::sampler::mix_seed;
 use longtail_losses::functional::constant;
 use longtail_models::heads::{LinearHead, LwsHead, TauNormHead};
 use longtail_models::{Head, ModelConfig, Network};
@@ -25,7 +24,7 @@ pub fn change_head(network: Network, change: &HeadChange, model: &ModelConfig, c
     Ok(match change {
         HeadChange::Keep => network,
         HeadChange::Reinit => {
-            let head = model.init_head(mix_seed(seed, stage as u64, 0x4ead), device);
+            let head = model.init_head(longtail_core::streams::head_seed(seed, stage), device);
             network.with_head(head)?
         }
         HeadChange::Lws => {
@@ -43,8 +42,7 @@ pub fn change_head(network: Network, change: &HeadChange, model: &ModelConfig, c
         }
         HeadChange::LogitAdjust { tau } => {
             let mut fc = linear_of(&network)?;
-            let total: usize = counts.iter().sum();
-            let log_prior: Vec<f64> = counts.iter().map(|&n| tau * (n as f64 / total as f64).ln()).collect();
+            let log_prior = longtail_core::class_stats::log_prior(counts, *tau);
             let bias = fc.bias.take().map(|b| b.val()).unwrap_or_else(|| burn::tensor::Tensor::zeros([counts.len()], device));
             fc.bias = Some(Param::from_tensor((bias - constant(&log_prior, device)).detach()));
             network.with_head(Head::Linear(LinearHead { fc }))?

@@ -7,13 +7,14 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::Device;
 use longtail_data::HostBatch;
 use longtail_losses::functional::cross_entropy;
 use longtail_models::{Arch, HeadConfig, ModelConfig, Network};
 use longtail_train::Result;
 use longtail_train::data::DeviceBatch;
 use longtail_train::data_parallel::{Slice, step};
+use longtail_train::recipe::StepOutput;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -28,12 +29,13 @@ fn slice(device: &Device, n: usize, seed: u64) -> Slice {
         })
         .collect();
     let batch = HostBatch { images, shape: [n, 1, SIDE, SIDE], labels: (0..n).map(|i| i % 2).collect(), coarse: None, indices: (0..n).collect() };
-    Slice { device: device.clone(), batch, fusing: None }
+    Slice { device: device.clone(), batches: vec![batch] }
 }
 
-fn ce(_: usize, net: &Network, b: DeviceBatch, _: Option<DeviceBatch>, _: &mut ChaCha8Rng) -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>)> {
+fn ce(_: usize, net: &Network, b: Vec<DeviceBatch>, _: &mut ChaCha8Rng) -> Result<StepOutput> {
+    let b = b.into_iter().next().unwrap();
     let out = net.forward(b.images);
-    Ok((cross_entropy(out.logits.clone(), b.targets.clone()).mean(), out.logits, b.targets))
+    Ok(StepOutput { loss: cross_entropy(out.logits.clone(), b.targets.clone()).mean(), logits: out.logits, targets: b.targets })
 }
 
 /// The loss of one two-slice step of a seeded ResNet-8 on a fixed batch.

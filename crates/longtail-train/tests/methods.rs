@@ -185,10 +185,19 @@ fn every_method_trains_end_to_end_and_beats_chance() {
             config.init_from = Some(RunSource::Run { run: ce.clone() });
         }
         let dir = runs.join(format!("dp-{name}"));
-        let opts = RunOptions { run_dir: dir.clone(), device: Device::flex(), resume: false, max_epochs: None, quiet: true, data_parallel: vec![Device::flex()] };
+        let opts =
+            RunOptions { run_dir: dir.clone(), device: Device::flex(), resume: false, max_epochs: None, quiet: true, data_parallel: vec![Device::flex()] };
         let report = train(&config, &opts).unwrap_or_else(|e| panic!("{name} data parallel: {e}")).final_report.unwrap();
         let history = RunDir::new(&dir).read_state().unwrap().history;
-        prints.insert(format!("data-parallel {name}"), fingerprint(&report, &history));
+        let mut print = fingerprint(&report, &history);
+        if name == "h2t" {
+            // H2T runs the backbone twice per slice, and Burn's RunningState folds a thread's
+            // second batch-norm update with whatever the other replica has registered by then:
+            // the running statistics (hence the final ECE) depend on thread timing, the weights
+            // and losses do not. Only the losses are compared.
+            print = serde_json::json!({ "train_losses": print["train_losses"] });
+        }
+        prints.insert(format!("data-parallel {name}"), print);
     }
     assert!(failures.is_empty(), "methods at or near chance: {failures:?}");
     fingerprints(&prints);

@@ -184,28 +184,46 @@ fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
 }
 
-/// Every config under configs/ parses, validates, and is what the registry generates today.
+/// configs/ holds exactly the registry's shipped configs (`longtail_train::methods::shipped_configs`),
+/// each parsing back to what the registry generates today, with its header.
 #[test]
 fn shipped_configs_match_the_method_registry() {
     use longtail_train::ExperimentConfig;
-    use longtail_train::methods::default_config;
-    use longtail_train::presets::Dataset;
-    let mut checked = 0;
+    use longtail_train::methods::{config_header, shipped_configs};
+    let root = configs_dir().join("..");
+    let mut expected = std::collections::BTreeSet::new();
+    for (path, method, config) in shipped_configs() {
+        let file = root.join(&path);
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask configs`", path.display()));
+        assert!(text.starts_with(&config_header(method)), "{} has another header: run `cargo xtask configs`", path.display());
+        let shipped = ExperimentConfig::load(&file, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(shipped, config, "{} is stale: run `cargo xtask configs`", path.display());
+        expected.insert(file.canonicalize().unwrap());
+    }
+    let mut found = std::collections::BTreeSet::new();
     for dir in std::fs::read_dir(configs_dir()).unwrap() {
-        let dir = dir.unwrap().path();
-        let dir_name = dir.file_name().unwrap().to_string_lossy().to_string();
-        for file in std::fs::read_dir(&dir).unwrap() {
-            let file = file.unwrap().path();
-            let config = ExperimentConfig::load(&file, &[]).unwrap_or_else(|e| panic!("{e}"));
-            let (base, factor) = match dir_name.split_once("_if") {
-                Some((b, f)) => (b.to_string(), f.parse::<f64>().unwrap()),
-                None => (dir_name.clone(), if dir_name.starts_with("cifar") || dir_name.starts_with("fashion") { 100.0 } else { 1.0 }),
-            };
-            let dataset = Dataset::parse(&base).unwrap();
-            let expected = default_config(&config.method, dataset, factor).unwrap();
-            assert_eq!(config, expected, "{} is stale: run `cargo xtask configs`", file.display());
-            checked += 1;
+        for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            found.insert(file.unwrap().path().canonicalize().unwrap());
         }
     }
-    assert!(checked > 100, "only {checked} configs");
+    let extra: Vec<_> = found.difference(&expected).collect();
+    assert!(extra.is_empty(), "configs no method generates: {extra:?}; run `cargo xtask configs`");
+    assert!(expected.len() > 100, "only {} configs", expected.len());
+}
+
+/// Every registered method has its binary (`cargo run --bin <method>`), and every binary is a
+/// registered method: the `[[bin]]` entries of longtail-methods and their sources are what
+/// `cargo xtask configs` writes from the registry.
+#[test]
+fn method_binaries_match_the_method_registry() {
+    use longtail_train::methods::METHODS;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../longtail-methods");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let names: Vec<&str> =
+        manifest.lines().filter_map(|l| l.strip_prefix("name = \"")).map(|l| l.trim_end_matches('"')).filter(|n| *n != "longtail-methods").collect();
+    assert_eq!(names, METHODS.iter().map(|m| m.name).collect::<Vec<_>>(), "run `cargo xtask configs`");
+    for m in METHODS {
+        let src = std::fs::read_to_string(dir.join("src/bin").join(format!("{}.rs", m.name.replace('-', "_")))).unwrap();
+        assert!(src.contains("method_main(env!(\"CARGO_BIN_NAME\"))"), "{}'s binary: run `cargo xtask configs`", m.name);
+    }
 }

@@ -1,3 +1,3 @@
 fn main() {
-    longtail::cli::method_main("ce-drw");
+    longtail::cli::method_main(env!("CARGO_BIN_NAME"));
 }

@@ -1,3 +1,3 @@
 fn main() {
-    longtail::cli::method_main("h2t-mixup");
+    longtail::cli::method_main(env!("CARGO_BIN_NAME"));
 }
