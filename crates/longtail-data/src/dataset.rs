@@ -147,6 +147,42 @@ impl Dataset {
             None => Ok(()),
         }
     }
+
+    /// Checks that every file-backed image of the dataset is a regular file (one `stat` each, no
+    /// decoding), so a missing image is found before training starts, not after an epoch.
+    pub fn check_files(&self) -> Result<()> {
+        let ImageStore::Files { root, paths, .. } = &self.store else { return Ok(()) };
+        let mut missing = Vec::new();
+        let mut count = 0;
+        for &i in &self.items {
+            let path = root.join(&paths[i]);
+            if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                count += 1;
+                if missing.len() < 5 {
+                    missing.push(path.display().to_string());
+                }
+            }
+        }
+        if count > 0 {
+            return Err(DataError::NotFound {
+                what: format!(
+                    "{count} of the {} images of {} ({}{})",
+                    self.items.len(),
+                    self.name,
+                    missing.join(", "),
+                    if count > missing.len() { ", ..." } else { "" }
+                ),
+                hint: "check the image root and the list files (`longtail data inspect --check-images` decodes every image)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes every image, returning the first that fails.
+    pub fn check_images(&self) -> Result<()> {
+        use rayon::prelude::*;
+        (0..self.len()).into_par_iter().try_for_each(|i| self.image(i).map(|_| ()))
+    }
 }
 
 /// The splits of one dataset as the readers return them.

@@ -8,12 +8,10 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The OS error is part of the message and not also a `source`, so that an error chain
+    /// printed whole (`{:#}`) says it once.
+    #[error("cannot read {}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
 
     #[error("{}: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
@@ -30,7 +28,9 @@ pub enum DataError {
     #[error("class {class} ({name}) has {available} images but the long-tail profile asks for {requested}; lower `max_per_class` or the imbalance factor")]
     NotEnoughImages { class: usize, name: String, available: usize, requested: usize },
 
-    #[error("class {class} ({name}) has no training images; remove it from the class list or add images")]
+    #[error(
+        "class {class} ({name}) has no training images: no training sample carries label {class} (a gap in a list file's labels, num_classes larger than the data's, or an empty class folder); remove it from the class list or add images"
+    )]
     EmptyClass { class: usize, name: String },
 
     #[error("{}: label {label} is outside the class range 0..{num_classes}", source_name)]
@@ -45,7 +45,7 @@ pub enum DataError {
 
 impl DataError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+        DataError::Io { path: path.into(), error: source }
     }
 
     pub(crate) fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {

@@ -13,7 +13,7 @@ use crate::numpy_rng::NumpyRandomState;
 
 /// How class sizes fall off with the class index.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields, from = "ProfileRepr")]
 pub enum Profile {
     /// Exponential decay from `n_max` (class 0) to `n_max / IF` (last class).
     Exp,
@@ -25,13 +25,49 @@ pub enum Profile {
 
 /// Which images of a class are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields, from = "SelectionRepr")]
 pub enum Selection {
     /// The first `n_i` images of each class in file order.
     First,
     /// NumPy's `np.random.seed(seed)` then one `np.random.shuffle` per class, in class order —
     /// the LDAM-DRW / BBN / KPS / GCL reference subsets (seed 0 in their code).
     NumpyShuffle { seed: u32 },
+}
+
+// Read through mirrors whose unit variants are empty struct variants, which serde's
+// `deny_unknown_fields` reaches (as `SamplerSpec`'s).
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum ProfileRepr {
+    Exp {},
+    Step { minority_fraction: f64 },
+    Natural {},
+}
+
+impl From<ProfileRepr> for Profile {
+    fn from(r: ProfileRepr) -> Self {
+        match r {
+            ProfileRepr::Exp {} => Profile::Exp,
+            ProfileRepr::Step { minority_fraction } => Profile::Step { minority_fraction },
+            ProfileRepr::Natural {} => Profile::Natural,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum SelectionRepr {
+    First {},
+    NumpyShuffle { seed: u32 },
+}
+
+impl From<SelectionRepr> for Selection {
+    fn from(r: SelectionRepr) -> Self {
+        match r {
+            SelectionRepr::First {} => Selection::First,
+            SelectionRepr::NumpyShuffle { seed } => Selection::NumpyShuffle { seed },
+        }
+    }
 }
 
 /// A long-tailed subset specification.
@@ -95,7 +131,14 @@ pub fn build_long_tail(train: &Dataset, spec: &LongTailSpec) -> Result<Dataset> 
     let mut keep = Vec::with_capacity(targets.iter().sum());
     for (class, (mut idx, &n)) in by_class.into_iter().zip(&targets).enumerate() {
         if n == 0 {
-            return Err(DataError::EmptyClass { class, name: train.class_names[class].clone() });
+            // the profile leaves it no image: a class of the data, not of its files
+            return Err(DataError::invalid(
+                "data.long_tail.imbalance_factor",
+                format!(
+                    "{} leaves class {class} (`{}`) no training image: the profile keeps n_max / factor = {n_max} / {} for the rarest class; use a factor of at most {n_max}",
+                    spec.imbalance_factor, train.class_names[class], spec.imbalance_factor
+                ),
+            ));
         }
         if n > idx.len() {
             return Err(DataError::NotEnoughImages { class, name: train.class_names[class].clone(), available: idx.len(), requested: n });

@@ -11,6 +11,7 @@
 //! | progressive (Kang et al.) | `(1 - t/T) n_j / N + (t/T) / C` at epoch `t` of `T` |
 //! | reversed (BBN) | `(N_max / n_j) / sum_i (N_max / n_i)` |
 //! | class-weighted (CBEN, effective number) | `n_j w_j / sum_i n_i w_i` (per-sample weight `w_y`) |
+//! | inverse power (CMO's weighted sampler) | `n_j^(1 - alpha) / sum_i n_i^(1 - alpha)` (per-sample weight `n_y^-alpha`) |
 
 use rand::{Rng, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha8Rng;
@@ -20,7 +21,7 @@ use crate::error::{DataError, Result};
 
 /// Which sampler a training stage uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields, from = "SamplerSpecRepr")]
 pub enum SamplerSpec {
     Instance,
     ClassBalanced,
@@ -36,11 +37,49 @@ pub enum SamplerSpec {
     EffectiveNumber {
         beta: f64,
     },
+    /// Per-sample weight `n_y^-alpha` (CMO's `WeightedRandomSampler`, `--weighted_alpha`): 1 is
+    /// class-balanced, 0 instance frequencies, 2 a class probability `∝ 1 / n_j`.
+    InversePower {
+        alpha: f64,
+    },
     /// GCL's class-based effective number (thesis Eqs. 5.13-5.15), `beta_j` in `[a, a + b]`.
     Cben {
         a: f64,
         b: f64,
     },
+}
+
+/// [`SamplerSpec`] as read: serde's `deny_unknown_fields` does not reach the unit variants of an
+/// internally tagged enum (`{ kind = "instance", beta = 0.9 }` would be read as `instance`, the
+/// `beta` dropped), so they are read as empty struct variants, which it does reach.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum SamplerSpecRepr {
+    Instance {},
+    ClassBalanced {},
+    SquareRoot {},
+    Progressive {},
+    Reversed {},
+    ClassWeighted { weights: Vec<f64> },
+    EffectiveNumber { beta: f64 },
+    InversePower { alpha: f64 },
+    Cben { a: f64, b: f64 },
+}
+
+impl From<SamplerSpecRepr> for SamplerSpec {
+    fn from(r: SamplerSpecRepr) -> Self {
+        match r {
+            SamplerSpecRepr::Instance {} => SamplerSpec::Instance,
+            SamplerSpecRepr::ClassBalanced {} => SamplerSpec::ClassBalanced,
+            SamplerSpecRepr::SquareRoot {} => SamplerSpec::SquareRoot,
+            SamplerSpecRepr::Progressive {} => SamplerSpec::Progressive,
+            SamplerSpecRepr::Reversed {} => SamplerSpec::Reversed,
+            SamplerSpecRepr::ClassWeighted { weights } => SamplerSpec::ClassWeighted { weights },
+            SamplerSpecRepr::EffectiveNumber { beta } => SamplerSpec::EffectiveNumber { beta },
+            SamplerSpecRepr::InversePower { alpha } => SamplerSpec::InversePower { alpha },
+            SamplerSpecRepr::Cben { a, b } => SamplerSpec::Cben { a, b },
+        }
+    }
 }
 
 /// Draws epochs of sample indices for one dataset.
@@ -70,6 +109,12 @@ impl Sampler {
                     return Err(DataError::invalid("sampler.beta", format!("must be in [0, 1), got {beta}")));
                 }
                 SamplerSpec::ClassWeighted { weights: effective_number_weights(&counts, beta) }
+            }
+            SamplerSpec::InversePower { alpha } => {
+                if !alpha.is_finite() {
+                    return Err(DataError::invalid("sampler.alpha", format!("must be finite, got {alpha}")));
+                }
+                SamplerSpec::ClassWeighted { weights: counts.iter().map(|&n| if n == 0 { 0.0 } else { (n as f64).powf(-alpha) }).collect() }
             }
             SamplerSpec::Cben { a, b } => {
                 if !(0.0..1.0).contains(&a) || b < 0.0 || a + b >= 1.0 {
@@ -110,7 +155,9 @@ impl Sampler {
                 present(&|n| max / n)
             }
             SamplerSpec::ClassWeighted { weights } => counts.iter().zip(weights).map(|(n, w)| n * w).collect(),
-            SamplerSpec::EffectiveNumber { .. } | SamplerSpec::Cben { .. } => unreachable!("resolved to class weights in Sampler::new"),
+            SamplerSpec::EffectiveNumber { .. } | SamplerSpec::Cben { .. } | SamplerSpec::InversePower { .. } => {
+                unreachable!("resolved to class weights in Sampler::new")
+            }
             SamplerSpec::Progressive => {
                 let t = if total_epochs == 0 { 0.0 } else { epoch as f64 / total_epochs as f64 };
                 let total: f64 = counts.iter().sum();

@@ -43,9 +43,19 @@ pub enum SourceSpec {
         num_classes: Option<usize>,
         #[serde(default)]
         grayscale: bool,
+        /// Accept listed paths outside `image_root` (absolute, or through `..`); refused by default.
+        #[serde(default, skip_serializing_if = "is_false")]
+        allow_outside_root: bool,
     },
     /// iNaturalist 2018 COCO-style JSON annotations.
-    Inat2018 { image_root: PathBuf, train_json: PathBuf, val_json: PathBuf },
+    Inat2018 {
+        image_root: PathBuf,
+        train_json: PathBuf,
+        val_json: PathBuf,
+        /// Accept `file_name`s outside `image_root` (absolute, or through `..`); refused by default.
+        #[serde(default, skip_serializing_if = "is_false")]
+        allow_outside_root: bool,
+    },
     /// `root/<class>/<image>` folders.
     Folder {
         train: PathBuf,
@@ -134,7 +144,7 @@ pub fn read_source(source: &SourceSpec) -> Result<Splits> {
         SourceSpec::Cifar100 { root } => cifar::read_cifar100(root),
         SourceSpec::FashionMnist { root } => idx::read_fashion_mnist(root.as_deref()),
         SourceSpec::Idx { root, classes } => idx::read_idx_dataset(root, "idx", classes),
-        SourceSpec::List { image_root, train, test, val, class_names, num_classes, grayscale } => list::read_list_splits(&list::ListSpec {
+        SourceSpec::List { image_root, train, test, val, class_names, num_classes, grayscale, allow_outside_root } => list::read_list_splits(&list::ListSpec {
             name: "list".into(),
             image_root: image_root.clone(),
             train: train.clone(),
@@ -143,8 +153,9 @@ pub fn read_source(source: &SourceSpec) -> Result<Splits> {
             class_names: class_names.clone(),
             num_classes: *num_classes,
             grayscale: *grayscale,
+            allow_outside_root: *allow_outside_root,
         }),
-        SourceSpec::Inat2018 { image_root, train_json, val_json } => inat::read_inat(train_json, val_json, image_root),
+        SourceSpec::Inat2018 { image_root, train_json, val_json, allow_outside_root } => inat::read_inat(train_json, val_json, image_root, *allow_outside_root),
         SourceSpec::Folder { train, test, grayscale } => {
             let train = folder::read_folder(train, "folder", None, *grayscale)?;
             let test = folder::read_folder(test, "folder", Some(&train.class_names), *grayscale)?;
@@ -169,4 +180,8 @@ pub fn load_hierarchy(spec: &str, fine_names: &[String]) -> Result<Hierarchy> {
         return result;
     }
     Hierarchy::load(Path::new(spec), fine_names)
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }

@@ -224,6 +224,7 @@ fn list_files_resolve_paths_against_the_image_root() {
         class_names: None,
         num_classes: None,
         grayscale: false,
+        allow_outside_root: false,
     };
     let splits = list::read_list_splits(&spec).unwrap();
     assert_eq!(splits.train.labels, vec![0, 2]);
@@ -234,6 +235,51 @@ fn list_files_resolve_paths_against_the_image_root() {
     let jpg = splits.train.image(1).unwrap();
     assert_eq!((jpg.height, jpg.width), (8, 8));
     assert!((jpg.data[0] as i32 - 200).abs() <= 2, "JPEG value {}", jpg.data[0]);
+}
+
+/// A listed path that leaves the image root (`..`, absolute) is refused unless the source allows
+/// it: an image outside the root would otherwise train under the given label.
+#[test]
+fn list_and_inat_paths_outside_the_image_root_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    write_png(&root.join("a.png"), 10);
+    write_png(&dir.path().join("outside.png"), 20);
+    std::fs::create_dir(root.join("sub")).unwrap();
+    let outside = dir.path().join("outside.png");
+    for line in ["../outside.png 0\n".to_string(), format!("{} 0\n", outside.display()), "sub/../../outside.png 0\n".to_string()] {
+        write(&dir.path().join("train.txt"), format!("a.png 0\n{line}").as_bytes());
+        write(&dir.path().join("test.txt"), b"a.png 0\n");
+        let mut spec = list::ListSpec {
+            name: "x".into(),
+            image_root: root.clone(),
+            train: dir.path().join("train.txt"),
+            test: dir.path().join("test.txt"),
+            val: None,
+            class_names: None,
+            num_classes: Some(1),
+            grayscale: false,
+            allow_outside_root: false,
+        };
+        let err = list::read_list_splits(&spec).unwrap_err().to_string();
+        assert!(err.contains("entry 2") && err.contains("outside the image root") && err.contains("allow_outside_root"), "{err}");
+        spec.allow_outside_root = true;
+        assert_eq!(list::read_list_splits(&spec).unwrap().train.image(1).unwrap().data[0], 20);
+    }
+    let image = |id: u64, name: &str| format!(r#"{{"id": {id}, "file_name": "{name}"}}"#);
+    let json = |name: &str| {
+        format!(
+            r#"{{"images": [{}, {}], "annotations": [{{"image_id": 1, "category_id": 0}}, {{"image_id": 2, "category_id": 0}}]}}"#,
+            image(1, "a.png"),
+            image(2, name)
+        )
+    };
+    write(&dir.path().join("train2018.json"), json("../outside.png").as_bytes());
+    write(&dir.path().join("val2018.json"), json("a.png").as_bytes());
+    let (t, v) = (dir.path().join("train2018.json"), dir.path().join("val2018.json"));
+    let err = inat::read_inat(&t, &v, &root, false).unwrap_err().to_string();
+    assert!(err.contains("image 2") && err.contains("outside the image root"), "{err}");
+    assert!(inat::read_inat(&t, &v, &root, true).is_ok());
 }
 
 #[test]
@@ -263,10 +309,38 @@ fn a_missing_image_is_reported_when_loaded() {
         class_names: None,
         num_classes: Some(1),
         grayscale: false,
+        allow_outside_root: false,
     };
     let splits = list::read_list_splits(&spec).unwrap();
     let err = splits.train.image(0).unwrap_err().to_string();
     assert!(err.contains("nothere.jpg"), "{err}");
+    // and before any decoding, by the stat check a run makes before training
+    let err = splits.train.check_files().unwrap_err().to_string();
+    assert!(err.contains("1 of the 1 images") && err.contains("nothere.jpg") && err.contains("--check-images"), "{err}");
+}
+
+/// A FIFO, a device and an image whose header promises 20000 x 20000 pixels are errors, without
+/// blocking, reading without end or allocating for the pixels.
+#[test]
+fn image_reads_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.png");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let err = longtail_data::image::Image::open(&fifo, false).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+    let err = longtail_data::image::Image::open(Path::new("/dev/zero"), false).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+    // a 1x1 PNG whose IHDR is rewritten to 20000 x 20000 (with its CRC)
+    let small = dir.path().join("small.png");
+    write_png(&small, 5);
+    let mut png = std::fs::read(&small).unwrap();
+    png[16..20].copy_from_slice(&20000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&20000u32.to_be_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    let err = longtail_data::image::Image::decode(&png, &small, true).unwrap_err().to_string();
+    assert!(err.contains("20000x20000") && err.contains("pixel bound"), "{err}");
 }
 
 #[test]
@@ -282,7 +356,7 @@ fn inaturalist_json_maps_category_ids_to_contiguous_labels() {
                   "annotations":[{"image_id":5,"category_id":7}],"categories":[]}"#;
     write(&dir.path().join("train2018.json"), train.as_bytes());
     write(&dir.path().join("val2018.json"), val.as_bytes());
-    let splits = inat::read_inat(&dir.path().join("train2018.json"), &dir.path().join("val2018.json"), dir.path()).unwrap();
+    let splits = inat::read_inat(&dir.path().join("train2018.json"), &dir.path().join("val2018.json"), dir.path(), false).unwrap();
     // ids sorted: 3 -> 0, 7 -> 1
     assert_eq!(splits.train.class_names, vec!["Aves sp", "Plantae sp"]);
     assert_eq!(splits.train.labels, vec![1, 0]);
@@ -306,6 +380,14 @@ fn image_folders_use_sorted_class_folders() {
     write_png(&dir.path().join("test/unknown/1.png"), 4);
     let err = folder::read_folder(&dir.path().join("test"), "own", Some(&train.class_names), false).unwrap_err();
     assert!(err.to_string().contains("unknown"), "{err}");
+    // a class folder whose name is not UTF-8 is named, not read as an empty class
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = dir.path().join("train").join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+        write_png(&bad.join("1.png"), 5);
+    }
+    let err = folder::read_folder(&dir.path().join("train"), "own", None, false).unwrap_err().to_string();
+    assert!(err.contains("not valid UTF-8"), "{err}");
 }
 
 #[test]

@@ -61,6 +61,7 @@ enum Kind {
     Smoothing { epsilon: f64 },
     Ldam { margins: Tensor<1>, scale: f64 },
     Offset { offsets: Tensor<1> },
+    Lade { offsets: Tensor<1>, prior: Tensor<1>, bias: Tensor<1>, alpha: f64, lambda: f64 },
     Cdt { inv: Tensor<1> },
     Las { epsilon: Tensor<1> },
     Kps { r: Tensor<1>, m: Tensor<1>, s: Tensor<1>, base_scale: f64, ga_epoch: Option<usize> },
@@ -106,6 +107,19 @@ impl Loss {
                 Kind::Ldam { margins: c(&ldam_margins(counts, *max_margin)), scale: *scale }
             }
             LossSpec::BalancedSoftmax => Kind::Offset { offsets: c(&longtail_core::class_stats::log_counts(counts)) },
+            LossSpec::Lade { alpha, lambda } => {
+                check(alpha.is_finite() && *alpha >= 0.0 && lambda.is_finite() && *lambda >= 0.0, name, "alpha and lambda must be finite and >= 0")?;
+                let total: f64 = counts.iter().sum::<usize>() as f64;
+                let prior: Vec<f64> = counts.iter().map(|&n| n as f64 / total).collect();
+                let uniform = (1.0 / counts.len() as f64 + 1e-9).ln();
+                Kind::Lade {
+                    offsets: c(&prior.iter().map(|p| (p + 1e-9).ln()).collect::<Vec<_>>()),
+                    bias: c(&prior.iter().map(|p| uniform - (p + 1e-9).ln()).collect::<Vec<_>>()),
+                    prior: c(&prior),
+                    alpha: *alpha,
+                    lambda: *lambda,
+                }
+            }
             LossSpec::LogitAdjusted { tau } => Kind::Offset { offsets: c(&longtail_core::class_stats::log_prior(counts, *tau)) },
             LossSpec::Cdt { gamma } => Kind::Cdt { inv: c(&cdt_factors(counts, *gamma).iter().map(|a| 1.0 / a).collect::<Vec<_>>()) },
             LossSpec::LabelAwareSmoothing { head, tail, shape } => {
@@ -214,6 +228,8 @@ impl Loss {
                 cross_entropy((z() - one_hot(y(), k) * m).mul_scalar(*scale), y())
             }
             Kind::Offset { offsets } => cross_entropy(z() + offsets.clone().unsqueeze_dim(0), y()),
+            // PriorCE (LADE-CE): the regulariser is the batch term
+            Kind::Lade { offsets, .. } => cross_entropy(z() + offsets.clone().unsqueeze_dim(0), y()),
             Kind::Cdt { inv } => cross_entropy(z() * inv.clone().unsqueeze_dim(0), y()),
             Kind::Kps { r, m, s, base_scale, ga_epoch } => {
                 let margin = per_sample(m, y()).unsqueeze_dim(1);
@@ -289,8 +305,39 @@ impl Loss {
 
     /// The batch loss (mean of [`Loss::per_sample`]).
     pub fn forward(&self, inputs: &LossInputs, state: LossState) -> Result<Tensor<1>, LossError> {
-        Ok(self.per_sample(inputs, state)?.mean())
+        let mean = self.per_sample(inputs, state)?.mean();
+        Ok(match self.batch_term(inputs) {
+            Some(term) => mean + term,
+            None => mean,
+        })
     }
+
+    /// The part of the batch loss that is not a mean of per-sample terms (LADE's regulariser,
+    /// already weighted), added to the mean of [`Loss::per_sample`]; none for other losses.
+    pub fn batch_term(&self, inputs: &LossInputs) -> Option<Tensor<1>> {
+        match &self.kind {
+            Kind::Lade { prior, bias, alpha, lambda, .. } if *alpha > 0.0 => {
+                Some(lader(inputs.logits.clone(), inputs.targets.clone(), prior, bias, *lambda, self.num_classes).mul_scalar(*alpha))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// LADER (Hong et al. 2021, Eq. 16) as `LADELoss.py` computes it: per class `c`,
+/// `A_c = sum_{i: y_i = c} z_ic / (n_c + 1e-8)`, `S_c = logsumexp_i (z_ic + b_c) - log N` with
+/// `b_c = log(1/C + 1e-9) - log(pi_s(c) + 1e-9)`, and `sum_c pi_s(c) (-A_c + S_c + lambda S_c^2)`;
+/// classes absent from the batch are not masked (the code's behaviour).
+fn lader(z: Tensor<2>, y: Tensor<1, Int>, prior: &Tensor<1>, bias: &Tensor<1>, lambda: f64, num_classes: usize) -> Tensor<1> {
+    let [n, _] = z.dims();
+    let m = one_hot(y, num_classes);
+    let count = m.clone().sum_dim(0);
+    let first = (z.clone() * m).sum_dim(0) / count.add_scalar(1e-8);
+    let shifted = z + bias.clone().unsqueeze_dim(0);
+    let max = shifted.clone().max_dim(0).detach();
+    let second = (shifted - max.clone()).exp().sum_dim(0).log() + max - (n as f64).ln();
+    let per_class = second.clone() + second.powi_scalar(2).mul_scalar(lambda) - first;
+    (per_class * prior.clone().unsqueeze_dim(0)).sum()
 }
 
 /// Row norms `‖f_i‖` `[N, 1]` with `torch.norm`'s gradient: 0 at a zero row (the plain

@@ -48,6 +48,76 @@ pub struct DeferredSampler {
 #[serde(deny_unknown_fields)]
 pub struct MixupConfig {
     pub alpha: f64,
+    /// Remix's label rule (Chou et al. 2020) instead of mixup's `lambda` for the labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remix: Option<RemixConfig>,
+}
+
+/// Remix (Chou et al., ECCV-W 2020, Eq. 10): a pair `(i, j)` mixed with `lambda` takes the label
+/// weight `0` when `n_i / n_j >= kappa` and `lambda < tau`, `1` when `n_j / n_i >= kappa` and
+/// `1 - lambda < tau`, else `lambda`, per pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemixConfig {
+    /// The count ratio from which a pair counts as majority-minority (the paper's 3).
+    #[serde(default = "remix_kappa")]
+    pub kappa: f64,
+    /// The mixing factor below which the majority image loses its label (the paper's 0.5).
+    #[serde(default = "half")]
+    pub tau: f64,
+}
+
+fn remix_kappa() -> f64 {
+    3.0
+}
+fn half() -> f64 {
+    0.5
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn cmo_window() -> usize {
+    3
+}
+fn cmo_sampler() -> SamplerSpec {
+    SamplerSpec::InversePower { alpha: 1.0 }
+}
+
+impl Default for RemixConfig {
+    fn default() -> Self {
+        Self { kappa: remix_kappa(), tau: half() }
+    }
+}
+
+/// CMO (Park et al., CVPR 2022) as `naver-ai/cmo` does it: each step pairs the stage's batch (the
+/// background) with a batch of `sampler` (the minority-weighted foreground); inside the epoch
+/// window, with probability `prob`, one CutMix box of area about `1 - lambda`,
+/// `lambda ~ Beta(beta, beta)`, is pasted from the foreground onto the background, and the loss is
+/// `lambda' L(y_bg) + (1 - lambda') L(y_fg)` with `lambda'` recomputed from the clipped box.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CmoConfig {
+    /// `Beta(beta, beta)` of the box's lambda (the code's `--beta`, 1).
+    #[serde(default = "one_f")]
+    pub beta: f64,
+    /// The probability of mixing a step inside the window (`--mixup_prob`, 0.5).
+    #[serde(default = "half")]
+    pub prob: f64,
+    /// CMO is on in the stage's 0-based epochs `e` with `start < e < epochs - end`
+    /// (`--start_data_aug` 3, `--end_data_aug` 3).
+    #[serde(default = "cmo_window")]
+    pub start: usize,
+    #[serde(default = "cmo_window")]
+    pub end: usize,
+    /// The foreground sampler (the code's weight `n_y^-alpha` per sample, `--weighted_alpha` 1).
+    #[serde(default = "cmo_sampler")]
+    pub sampler: SamplerSpec,
+}
+
+impl Default for CmoConfig {
+    fn default() -> Self {
+        Self { beta: one_f(), prob: half(), start: cmo_window(), end: cmo_window(), sampler: cmo_sampler() }
+    }
 }
 
 /// H2T (Li et al. 2024) in a classifier-only stage: each step pairs a batch from the stage's
@@ -140,6 +210,8 @@ pub struct StageConfig {
     pub head: HeadChange,
     #[serde(default)]
     pub h2t: Option<H2tConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmo: Option<CmoConfig>,
 }
 
 /// A run whose final weights start this one (stage II on a stage-I checkpoint).
@@ -256,6 +328,39 @@ pub struct ExperimentConfig {
 }
 
 /// Folds a TOML error onto one line (the source snippet lines are dropped).
+/// The batch mixing of one stage: mixup / Remix and CMO values, and CMO's window inside the stage.
+fn validate_mixing(s: &StageConfig, f: &impl Fn(&str) -> String) -> Result<()> {
+    if let Some(m) = &s.mixup {
+        if m.alpha.is_nan() || m.alpha <= 0.0 {
+            return Err(TrainError::config(f("mixup.alpha"), format!("must be > 0, got {}", m.alpha)));
+        }
+        if let Some(r) = &m.remix
+            && !(r.kappa >= 1.0 && r.kappa.is_finite() && (0.0..=1.0).contains(&r.tau))
+        {
+            return Err(TrainError::config(f("mixup.remix"), format!("needs kappa >= 1 (finite) and tau in [0, 1], got kappa = {}, tau = {}", r.kappa, r.tau)));
+        }
+    }
+    if let Some(c) = &s.cmo {
+        if s.mixup.is_some() || s.h2t.is_some() {
+            return Err(TrainError::config(f("cmo"), "CMO mixes its own pairs; remove mixup / h2t from this stage"));
+        }
+        if c.beta.is_nan() || c.beta <= 0.0 || !(0.0..=1.0).contains(&c.prob) {
+            return Err(TrainError::config(f("cmo"), format!("needs beta > 0 and prob in [0, 1], got beta = {}, prob = {}", c.beta, c.prob)));
+        }
+        // some epoch e with start < e < epochs - end
+        if c.start + c.end + 2 > s.epochs {
+            return Err(TrainError::config(
+                f("cmo"),
+                format!(
+                    "the window start = {}, end = {} leaves no epoch of this {}-epoch stage (CMO is on where start < epoch < epochs - end, 0-based): lower start or end",
+                    c.start, c.end, s.epochs
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn one_line(msg: &str) -> String {
     msg.lines().map(str::trim).filter(|l| !l.is_empty() && !l.contains('|')).collect::<Vec<_>>().join(" ")
 }
@@ -365,11 +470,7 @@ impl ExperimentConfig {
             if s.optimizer.weight_decay.is_nan() || s.optimizer.weight_decay < 0.0 {
                 return Err(TrainError::config(f("optimizer.weight_decay"), "must be >= 0"));
             }
-            if let Some(m) = &s.mixup
-                && (m.alpha.is_nan() || m.alpha <= 0.0)
-            {
-                return Err(TrainError::config(f("mixup.alpha"), format!("must be > 0, got {}", m.alpha)));
-            }
+            validate_mixing(s, &f)?;
             if let Some(h) = &s.h2t {
                 if !(0.0..=1.0).contains(&h.ratio) {
                     return Err(TrainError::config(f("h2t.ratio"), format!("must be in [0, 1], got {}", h.ratio)));
@@ -415,4 +516,33 @@ impl ExperimentConfig {
         }
         Ok(())
     }
+}
+
+/// The dotted names of the fields whose values differ between two configs (`stages.0.lr.base`),
+/// for a message that says what changed.
+pub fn changed_fields(a: &ExperimentConfig, b: &ExperimentConfig) -> Vec<String> {
+    fn flatten(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<String, toml::Value>) {
+        let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(t) => t.iter().for_each(|(k, v)| flatten(&key(k), v, out)),
+            toml::Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| flatten(&key(&i.to_string()), v, out)),
+            other => {
+                out.insert(prefix.to_string(), other.clone());
+            }
+        }
+    }
+    let tree = |c: &ExperimentConfig| {
+        let mut out = std::collections::BTreeMap::new();
+        if let Ok(v) = toml::Value::try_from(c) {
+            flatten("", &v, &mut out);
+        }
+        out
+    };
+    let (ta, tb) = (tree(a), tree(b));
+    let mut keys: Vec<String> = ta.keys().chain(tb.keys()).filter(|k| ta.get(*k) != tb.get(*k)).cloned().collect();
+    keys.dedup();
+    if keys.is_empty() && a != b {
+        keys.push("(a value that reads back differently)".into());
+    }
+    keys
 }

@@ -26,6 +26,9 @@ impl PreparedData {
         let splits = config.data.load()?;
         let train = splits.train;
         train.check_no_empty_class()?;
+        // a missing image ends the run now, not after a training epoch
+        train.check_files()?;
+        splits.test.check_files()?;
         let classes = train.num_classes();
         if config.model.num_classes != classes {
             return Err(TrainError::config(

@@ -92,7 +92,24 @@ pub fn load_run_network(run: &Path, device: &Device) -> Result<(Network, Experim
     if !path.exists() {
         return Err(TrainError::Run(format!("{} has no final checkpoint ({}); has the run finished?", run.display(), path.display())));
     }
-    let network = weights::load(config.model.init(config.seed, device)?, &path)?;
+    // a finished run records its final network's checksum (runs of earlier versions do not)
+    if let Ok(state) = dir.read_state()
+        && let Some(sum) = &state.final_checksum
+        && crate::checkpoint::checksum(&path)? != *sum
+    {
+        return Err(TrainError::Run(format!(
+            "{} does not match the checksum its run recorded: it was changed or replaced after the run finished",
+            path.display()
+        )));
+    }
+    // the stages' classifier changes give the network the head its checkpoint holds (LWS,
+    // tau-norm); the values come from the checkpoint
+    let mut network = config.model.init(config.seed, device)?;
+    let counts = vec![1; config.model.num_classes];
+    for (s, stage) in config.stages.iter().enumerate() {
+        network = change_head(network, &stage.head, &config.model, &counts, config.seed, s, device)?;
+    }
+    let network = weights::load(network, &path)?;
     Ok((network, config))
 }
 
@@ -182,6 +199,27 @@ fn check_precision<'a>(precision: Precision, devices: impl Iterator<Item = &'a D
         }
     }
     Ok(())
+}
+
+/// Stops a diverging run at its first non-finite loss, before the epoch is committed (the run
+/// folder keeps the last good epoch). Under fp16 loss scaling an overflow is the scaler's to
+/// handle (it skips the step and halves the scale); the run stops once the scale is below 1.
+fn check_finite(loss: &Tensor<1>, at: &Position, step: usize, lr: f64, scaler: Option<&LossScaler>) -> Result<()> {
+    let value: f32 = loss.clone().inner().into_scalar();
+    if value.is_finite() || scaler.is_some_and(|s| s.scale >= 1.0) {
+        return Ok(());
+    }
+    let scale = scaler.map(|s| format!(", loss scale {}", s.scale)).unwrap_or_default();
+    Err(TrainError::Run(format!(
+        "the training loss is {value} at [{} {}/{}] epoch {}/{} step {} (lr {lr}{scale}): the run diverged and stopped; its folder keeps the last finished epoch (resume continues from it). Lower the learning rate (stages.{}.lr.base) or check the data",
+        at.stage,
+        at.index + 1,
+        at.stages,
+        at.epoch + 1,
+        at.epochs,
+        step + 1,
+        at.index
+    )))
 }
 
 /// SGD as PyTorch's: dampening 0, decay added to the gradient.
@@ -274,15 +312,28 @@ impl<'a> Run<'a> {
         }
         let state = if opts.resume {
             let state = dir.read_state()?;
-            let saved = ExperimentConfig::load(&dir.config(), &[])?;
-            if saved != *config {
-                return Err(TrainError::Run(format!("{} was started with a different config; resume it without changing the config", dir.root.display())));
+            dir.remove_leftovers()?;
+            // the config the run started with (recorded in its state; older runs: config.toml)
+            let started = match &state.started_config {
+                Some(text) => ExperimentConfig::from_toml(text, &dir.state_path(), &[])?,
+                None => ExperimentConfig::load(&dir.config(), &[])?,
+            };
+            let changed = crate::config::changed_fields(&started, config);
+            if !changed.is_empty() {
+                return Err(TrainError::Run(format!(
+                    "{} was started with another config ({} changed); resume it with the config it started with, or start a new run",
+                    dir.root.display(),
+                    changed.join(", ")
+                )));
             }
             state
         } else {
             dir.create()?;
-            std::fs::write(dir.config(), config.to_toml()).map_err(|e| TrainError::io("write", dir.config(), e))?;
-            RunState::default()
+            let text = config.to_toml();
+            crate::run_dir::write_atomic(&dir.config(), text.as_bytes())?;
+            let state = RunState { started_config: Some(text), ..RunState::default() };
+            Checkpointer { dir: &dir }.commit_start(&state)?;
+            state
         };
         Ok(Self { config, opts, dir, data, state })
     }
@@ -345,7 +396,7 @@ impl<'a> Run<'a> {
         }
         if every_stage_done && let Some(last) = self.config.stages.len().checked_sub(1) {
             // the trained network, not the freshly initialised one the skipped stages left
-            network = self.checkpointer().load_stage_end(network, last)?;
+            network = self.checkpointer().load_stage_end(&self.state, network, last)?;
         }
         self.finish(network, &devices[0])
     }
@@ -359,22 +410,26 @@ impl<'a> Run<'a> {
             return Ok(StageEnd::Trained(change_head(network, &stage.head, &config.model, &self.data.counts, config.seed, s, device)?));
         }
         let ckpt = self.checkpointer();
-        if s == self.state.stage && self.state.next_epoch == 0 && s > 0 && self.opts.resume && ckpt.has_stage_end(s - 1) {
-            network = ckpt.load_stage_end(network, s - 1)?;
+        if s == self.state.stage && self.state.next_epoch == 0 && s > 0 && self.opts.resume && ckpt.has_stage_end(&self.state, s - 1) {
+            network = ckpt.load_stage_end(&self.state, network, s - 1)?;
         }
         network = change_head(network, &stage.head, &config.model, &self.data.counts, config.seed, s, device)?;
         network = set_trainable(network, stage);
         let mut optim = sgd(stage);
+        // a stage without epochs (post-hoc) whose network was committed before a stop
+        let post_hoc_done = stage.epochs == 0 && self.state.checkpoint.as_ref().is_some_and(|r| r.stage == s);
         if self.state.next_epoch > 0 {
-            (network, optim) = ckpt.load_epoch(network, optim, s)?;
+            (network, optim) = ckpt.load_epoch(&self.state, network, optim, s)?;
+        } else if post_hoc_done {
+            network = ckpt.load_stage_end(&self.state, network, s)?;
         }
         let setup = StageSetup::new(config, s, &self.data, devices)?;
         let remaining = stage.epochs.saturating_sub(self.state.next_epoch);
         let mut progress = Progress::new(self.opts.quiet, remaining * self.data.train.len());
-        if stage.epochs == 0 && self.state.next_epoch == 0 {
+        if stage.epochs == 0 && !post_hoc_done {
             let m = evaluate_network(&network, config, &self.data, device)?;
             self.dir.log(&progress.print(&format!("[{}] post-hoc classifier: test acc {:.2}%", stage.name, m.accuracy)));
-            ckpt.save_stage_network(&network, s)?;
+            Checkpointer { dir: &self.dir }.commit_stage_network(&network, s, &mut self.state)?;
         }
         for epoch in self.state.next_epoch..stage.epochs {
             if *budget == 0 {
@@ -387,12 +442,13 @@ impl<'a> Run<'a> {
                 d.seed(streams::device_seed(config.seed, s, epoch, i));
             }
             let totals;
-            (network, totals) = self.train_epoch(network, &mut optim, &setup, s, epoch, scaler, &mut progress)?;
+            (network, totals) =
+                self.train_epoch(network, &mut optim, &setup, s, epoch, scaler, &mut progress).inspect_err(|e| self.dir.log(&format!("error: {e}")))?;
             self.end_epoch(&network, &optim, s, epoch, totals, t0.elapsed().as_secs_f64(), scaler.as_ref(), &mut progress)?;
         }
         self.state.stage = s + 1;
         self.state.next_epoch = 0;
-        self.checkpointer().commit_state(&self.state)?;
+        self.checkpointer().commit_stage_end(s, &self.state)?;
         Ok(StageEnd::Trained(network))
     }
 
@@ -430,6 +486,7 @@ impl<'a> Run<'a> {
             let loss_scale = scaler.as_ref().map_or(1.0, |s| s.scale);
             let inputs = StepInputs { recipe: setup.recipe.as_ref(), devices: &setup.devices, drw_on, state, precision: config.precision, loss_scale };
             let out = train_step(&network, batches, &inputs, &mut rng)?;
+            check_finite(&out.loss, &at, step, totals.lr, scaler.as_ref())?;
             let m = out.targets.dims()[0];
             totals.loss_sum = totals.loss_sum + out.loss.inner().mul_scalar(m as f64);
             totals.correct = totals.correct + out.logits.inner().argmax(1).reshape([m]).equal(out.targets.inner()).int().sum();
@@ -505,7 +562,7 @@ impl<'a> Run<'a> {
         self.state.history.push(record);
         self.state.next_epoch = epoch + 1;
         self.state.loss_scaler = scaler.cloned();
-        self.checkpointer().commit_epoch(network, optim, s, &self.state)
+        Checkpointer { dir: &self.dir }.commit_epoch(network, optim, s, &mut self.state)
     }
 
     /// The final evaluation and report, the run's last commit point.
@@ -521,8 +578,7 @@ impl<'a> Run<'a> {
             best: self.state.best.clone(),
             total_seconds: self.state.history.iter().map(|r| r.seconds).sum::<f64>(),
         };
-        self.state.finished = true;
-        self.checkpointer().commit_final(&network, &report, &self.state)?;
+        Checkpointer { dir: &self.dir }.commit_final(&network, &report, &mut self.state)?;
         let line = format!("{}: final test accuracy {:.2}% ({})", config.name, report.metrics.accuracy, self.dir.final_path().display());
         if !self.opts.quiet {
             eprintln!("{line}");

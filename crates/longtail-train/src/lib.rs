@@ -13,6 +13,7 @@ pub mod h2t;
 pub mod loss_scale;
 pub mod methods;
 pub mod metrics;
+pub mod mixing;
 pub mod mixup;
 pub mod parity;
 pub mod presets;

@@ -13,7 +13,8 @@ use longtail_losses::{BranchSchedule, ClassWeighting, FocalForm, LevelSplit, Los
 use longtail_models::{Arch, HeadConfig, ModelConfig};
 
 use crate::config::{
-    Deferred, EvalConfig, ExperimentConfig, FusionSources, H2tConfig, HeadChange, LoaderConfig, MixupConfig, OptimizerConfig, RunSource, StageConfig, Trainable,
+    CmoConfig, Deferred, EvalConfig, ExperimentConfig, FusionSources, H2tConfig, HeadChange, LoaderConfig, MixupConfig, OptimizerConfig, RemixConfig,
+    RunSource, StageConfig, Trainable,
 };
 use crate::error::{Result, TrainError};
 use crate::presets::{Dataset, ThesisTable, TrainRecipe};
@@ -84,7 +85,7 @@ impl Build {
 
     /// Mixup's alpha: 1 on the small benchmarks, 0.2 on the large ones (the papers' code).
     fn mixup(&self) -> Option<MixupConfig> {
-        Some(MixupConfig { alpha: if self.small() { 1.0 } else { 0.2 } })
+        Some(MixupConfig { alpha: if self.small() { 1.0 } else { 0.2 }, remix: None })
     }
 
     /// Deferred re-weighting from 80% of the schedule with effective-number weights (LDAM-DRW).
@@ -109,6 +110,7 @@ impl Build {
             train: Trainable::All,
             head: HeadChange::Keep,
             h2t: None,
+            cmo: None,
         }
     }
 
@@ -174,6 +176,38 @@ const CAO: &str = "Cao et al., LDAM-DRW (NeurIPS 2019)";
 const MENON: &str = "Menon et al., Logit Adjustment (ICLR 2021)";
 const FFN: &str = "Zhou et al., Feature fusion network (Pattern Recognition 2023)";
 const MGKT: &str = "Zhao & Zhao, MGKT-MFF (Pattern Recognition)";
+const CMO: &str = "Park et al., CMO (CVPR 2022)";
+
+/// LADE (Hong et al. 2021) with the authors' README commands: CIFAR-100-LT `--alpha 0.1
+/// --remine_lambda 0.01` on lr 0.2, batch 256, wd 5e-4, x0.01 at 120 and 160 of 200 with a
+/// 5-epoch warm-up; ImageNet-LT and iNaturalist `--alpha 0.05`, lambda 0.5; Places-LT
+/// `--alpha 0.005`, lambda 0.1. Fashion-MNIST keeps the CPU protocol's schedule.
+fn lade(b: &mut Build) -> Vec<StageConfig> {
+    let (alpha, lambda) = match b.dataset {
+        Dataset::ImagenetLt | Dataset::Inat2018 => (0.05, 0.5),
+        Dataset::PlacesLt => (0.005, 0.1),
+        _ => (0.1, 0.01),
+    };
+    if b.dataset.is_cifar() {
+        let r = &mut b.recipe;
+        (r.batch_size, r.weight_decay) = (256, 5e-4);
+        r.lr = LrConfig { base: 0.2, warmup_epochs: 5, warmup_per_step: false, decay: Decay::Steps { at: vec![120, 160], factors: vec![0.01, 0.0001] } };
+    }
+    vec![b.stage1("lade", LossSpec::Lade { alpha, lambda })]
+}
+
+/// Remix (Chou et al. 2020) on mixup's stage I, kappa 3, tau 0.5 (the paper's values), alpha 1.
+fn remix(b: &mut Build) -> Vec<StageConfig> {
+    let mut s = b.stage1_mixup("remix", LossSpec::Ce);
+    s.mixup = Some(MixupConfig { alpha: 1.0, remix: Some(RemixConfig::default()) });
+    vec![s]
+}
+
+/// CMO (Park et al. 2022) with the code's defaults (prob 0.5, beta 1, window 3 / 3, weighted
+/// sampler alpha 1) on a stage I with `loss`.
+fn cmo(b: &mut Build, name: &str, loss: LossSpec) -> Vec<StageConfig> {
+    vec![StageConfig { cmo: Some(CmoConfig::default()), ..b.stage1(name, loss) }]
+}
 
 /// Kang et al.'s decoupled stage II on the CE run: class-balanced, lr 0.5x stage I's, wd 5e-4.
 fn decoupled(b: &mut Build, name: &str, head: HeadChange) -> Vec<StageConfig> {
@@ -390,6 +424,16 @@ pub const METHODS: &[Method] = &[
         stages: "1: CE + mixup",
         build: |b| Ok(vec![b.stage1_mixup("ce-mixup", LossSpec::Ce)]),
     },
+    Method { name: "remix", title: "Remix (rebalanced mixup)", paper: "Chou et al., Remix (ECCV-W 2020)", stages: "1: CE + Remix", build: |b| Ok(remix(b)) },
+    Method { name: "cmo", title: "CE with CMO", paper: CMO, stages: "1: CE + CMO", build: |b| Ok(cmo(b, "ce-cmo", LossSpec::Ce)) },
+    Method {
+        name: "bs-cmo",
+        title: "Balanced softmax with CMO",
+        paper: CMO,
+        stages: "1: balanced softmax + CMO",
+        build: |b| Ok(cmo(b, "bs-cmo", LossSpec::BalancedSoftmax)),
+    },
+    Method { name: "lade", title: "LADE", paper: "Hong et al., LADE (CVPR 2021)", stages: "1: LADE (PriorCE + LADER)", build: |b| Ok(lade(b)) },
     Method {
         name: "mislas",
         title: "MiSLAS",

@@ -105,6 +105,7 @@ impl Dataset {
             class_names: None,
             num_classes: Some(self.num_classes()),
             grayscale: false,
+            allow_outside_root: false,
         };
         match self {
             Dataset::FashionMnistLt => DataConfig { hierarchy: Some("builtin:fashion-mnist".into()), ..DataConfig::fashion_mnist_lt(imbalance_factor) },
@@ -123,6 +124,7 @@ impl Dataset {
                     image_root: PathBuf::from("data/inat2018"),
                     train_json: PathBuf::from("data/inat2018/train2018.json"),
                     val_json: PathBuf::from("data/inat2018/val2018.json"),
+                    allow_outside_root: false,
                 },
                 long_tail: natural,
                 hierarchy: None,

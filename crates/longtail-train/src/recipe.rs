@@ -38,14 +38,28 @@ pub struct LossContext<'a> {
 }
 
 impl LossContext<'_> {
-    /// The batch mean of the per-sample losses, re-weighted by DRW's class weights when on.
-    pub fn mean(&self, inputs: &LossInputs, state: LossState) -> Result<Tensor<1>> {
+    /// The per-sample losses, re-weighted by DRW's class weights when on: their mean plus
+    /// [`LossContext::batch_term`] is the batch loss.
+    pub fn per_sample(&self, inputs: &LossInputs, state: LossState) -> Result<Tensor<1>> {
         let per = self.loss.per_sample(inputs, state)?;
-        let per = match self.drw {
+        Ok(match self.drw {
             Some(w) => reweight(per, w, inputs.targets.clone()),
             None => per,
-        };
-        Ok(per.mean())
+        })
+    }
+
+    /// The loss's term over the whole batch (LADE's regulariser); none for most losses.
+    pub fn batch_term(&self, inputs: &LossInputs) -> Option<Tensor<1>> {
+        self.loss.batch_term(inputs)
+    }
+
+    /// The batch loss: the mean of [`LossContext::per_sample`] plus the batch term.
+    pub fn mean(&self, inputs: &LossInputs, state: LossState) -> Result<Tensor<1>> {
+        let mean = self.per_sample(inputs, state)?.mean();
+        Ok(match self.batch_term(inputs) {
+            Some(term) => mean + term,
+            None => mean,
+        })
     }
 }
 
@@ -84,9 +98,18 @@ impl BatchRecipe for Plain {
 }
 
 /// Mixup (Zhang et al., ICLR 2018): one `lambda ~ Beta(alpha, alpha)` and one permutation per
-/// batch, the loss by [`crate::mixup::mixup_criterion`].
+/// batch, the loss by [`crate::mixup::mixup_criterion`]; with `remix`, Remix's per-pair label
+/// weights ([`crate::mixing::remix_weights`]) instead of `lambda`.
 pub struct Mixup {
     pub alpha: f64,
+    pub remix: Option<Remix>,
+}
+
+/// Remix's rule and the training counts it reads.
+pub struct Remix {
+    pub kappa: f64,
+    pub tau: f64,
+    pub counts: Vec<f64>,
 }
 
 fn int_tensor(v: &[usize], device: &Device) -> Tensor<1, Int> {
@@ -109,8 +132,71 @@ impl BatchRecipe for Mixup {
             coarse_targets: batch.coarse.map(|c| c.select(0, perm_t)),
             ..inputs_a.clone()
         };
-        let value = crate::mixup::mixup_criterion(|i, s| loss.mean(i, s), &inputs_a, &inputs_b, lambda, loss.state)?;
+        let value = match &self.remix {
+            None => crate::mixup::mixup_criterion(|i, s| loss.mean(i, s), &inputs_a, &inputs_b, lambda, loss.state)?,
+            Some(r) => {
+                let w = crate::mixing::remix_weights(&r.counts, inputs_a.targets.clone(), inputs_b.targets.clone(), lambda, r.kappa, r.tau);
+                remix_criterion(loss, &inputs_a, &inputs_b, w)?
+            }
+        };
         Ok(StepOutput { loss: value, logits: out.logits, targets: batch.targets })
+    }
+}
+
+/// `mean_i (w_i L_i(y_a) + (1 - w_i) L_i(y_b))`, the two calls as in mixup's criterion; a loss's
+/// batch term enters weighted by the mean `w`.
+fn remix_criterion(loss: &LossContext, a: &LossInputs, b: &LossInputs, w: Tensor<1>) -> Result<Tensor<1>> {
+    let second = crate::mixup::second_draw(loss.state);
+    let (la, lb) = (loss.per_sample(a, loss.state)?, loss.per_sample(b, second)?);
+    let value = (la * w.clone() + lb * w.clone().neg().add_scalar(1.0)).mean();
+    Ok(match (loss.batch_term(a), loss.batch_term(b)) {
+        (Some(ta), Some(tb)) => {
+            let w_mean = w.mean();
+            value + ta * w_mean.clone() + tb * w_mean.neg().add_scalar(1.0)
+        }
+        _ => value,
+    })
+}
+
+/// CMO (Park et al., CVPR 2022): stream 0 is the background batch, stream 1 the foreground
+/// (minority-weighted) batch; see [`crate::mixing::cutmix_box`] for the box and
+/// [`crate::config::CmoConfig`] for the window. Draws per step as the code's: `r ~ U(0, 1)` always,
+/// then (mixing) `lambda`, the box centre's row, then its column.
+pub struct Cmo {
+    pub config: crate::config::CmoConfig,
+}
+
+impl BatchRecipe for Cmo {
+    fn paired_samplers(&self) -> Vec<SamplerSpec> {
+        vec![self.config.sampler.clone()]
+    }
+
+    fn step(&self, network: &Network, batches: Vec<DeviceBatch>, loss: &LossContext, rng: &mut ChaCha8Rng) -> Result<StepOutput> {
+        let mut batches = batches.into_iter();
+        let (Some(bg), Some(fg)) = (batches.next(), batches.next()) else {
+            return Err(TrainError::Run("a CMO step needs a background and a foreground batch".into()));
+        };
+        let c = &self.config;
+        let r: f64 = rand::Rng::random(rng);
+        let (epoch, epochs) = (loss.state.epoch, loss.state.total_epochs);
+        if !(c.start < epoch && epoch + c.end < epochs && r < c.prob) {
+            return Plain.step(network, vec![bg], loss, rng);
+        }
+        let lambda: f64 = Beta::new(c.beta, c.beta).map_err(|e| TrainError::config("cmo.beta", e.to_string()))?.sample(rng);
+        let n = bg.len.min(fg.len);
+        let [_, _, rows, cols] = bg.images.dims();
+        let (cx, cy) = (rand::Rng::random_range(rng, 0..rows), rand::Rng::random_range(rng, 0..cols));
+        let cut = crate::mixing::cutmix_box(lambda, rows, cols, cx, cy);
+        let device = bg.images.device();
+        let mask = crate::mixing::box_mask(&cut, rows, cols, &device);
+        let (bg_images, fg_images) = (bg.images.narrow(0, 0, n), fg.images.narrow(0, 0, n));
+        let mixed = bg_images * mask.clone().neg().add_scalar(1.0) + fg_images * mask;
+        let out = network.forward(mixed);
+        let narrow = |t: Tensor<1, Int>| t.narrow(0, 0, n);
+        let inputs_bg = loss_inputs(&out, narrow(bg.targets.clone()), bg.coarse.map(narrow));
+        let inputs_fg = LossInputs { targets: narrow(fg.targets), coarse_targets: fg.coarse.map(narrow), ..inputs_bg.clone() };
+        let value = crate::mixup::mixup_criterion(|i, s| loss.mean(i, s), &inputs_bg, &inputs_fg, cut.lambda, loss.state)?;
+        Ok(StepOutput { loss: value, logits: out.logits, targets: inputs_bg.targets })
     }
 }
 
@@ -137,13 +223,17 @@ impl BatchRecipe for H2tFusion {
     }
 }
 
-/// The recipe a stage config asks for.
-pub fn recipe_of(stage: &StageConfig) -> Box<dyn BatchRecipe> {
+/// The recipe a stage config asks for (`counts`: the training counts per class).
+pub fn recipe_of(stage: &StageConfig, counts: &[usize]) -> Box<dyn BatchRecipe> {
     if let Some(h2t) = &stage.h2t {
         return Box::new(H2tFusion { ratio: h2t.ratio, fusing_sampler: h2t.fusing_sampler.clone() });
     }
+    if let Some(cmo) = &stage.cmo {
+        return Box::new(Cmo { config: cmo.clone() });
+    }
     if let Some(mixup) = &stage.mixup {
-        return Box::new(Mixup { alpha: mixup.alpha });
+        let remix = mixup.remix.as_ref().map(|r| Remix { kappa: r.kappa, tau: r.tau, counts: counts.iter().map(|&n| n as f64).collect() });
+        return Box::new(Mixup { alpha: mixup.alpha, remix });
     }
     Box::new(Plain)
 }

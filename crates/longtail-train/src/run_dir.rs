@@ -6,7 +6,9 @@
 //! <run>/metrics.csv|json    one record per epoch
 //! <run>/final.json          final evaluation (all protocol metrics) and summary
 //! <run>/log.txt             progress lines
-//! <run>/checkpoints/        stage<i>-last.bpk, stage<i>-last.optim.bpk, best.bpk, final.bpk
+//! <run>/checkpoints/        stage<i>-epoch<e>.bpk and .optim.bpk (the last committed epoch, named
+//!                           with its checksums in state.json), stage<i>-last.bpk (the network
+//!                           stage i ended with), best.bpk, final.bpk
 //! <run>/sources/            stage-I runs trained for this one (FFN, stage-II configs)
 //! ```
 
@@ -80,6 +82,29 @@ pub struct RunState {
     /// fp16 runs: the loss scaler's state at the last epoch end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_scaler: Option<crate::loss_scale::LossScaler>,
+    /// The network (and optimizer) of the last commit point, with their checksums.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointRef>,
+    /// The final network's checksum, once the run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_checksum: Option<String>,
+    /// The config the run started with (a resume must use the same one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_config: Option<String>,
+}
+
+/// Checkpoint files of a commit point (names under `checkpoints/`) and their FNV-1a checksums.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointRef {
+    pub stage: usize,
+    /// The epoch it ends (none: a stage that trains no epoch).
+    pub epoch: Option<usize>,
+    pub weights: String,
+    pub weights_checksum: String,
+    #[serde(default)]
+    pub optimizer: Option<String>,
+    #[serde(default)]
+    pub optimizer_checksum: Option<String>,
 }
 
 /// The final evaluation and summary of a run.
@@ -100,10 +125,41 @@ pub struct RunDir {
     pub root: PathBuf,
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| TrainError::io("write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io("write", path, e))
+/// Writes `bytes` to `path` through a `.tmp` file that is flushed to disk and renamed into place,
+/// then flushes the folder: after a crash the file holds the old or the new bytes, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| TrainError::io("write", &tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| TrainError::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io("write", path, e))?;
+    sync_dir(path)
+}
+
+/// `<path>.tmp` (the extension appended, not replaced).
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Flushes a written file to disk.
+pub fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| TrainError::io("write", path, e))
+}
+
+/// Flushes the folder holding `path` (its renames and new names).
+pub fn sync_dir(path: &Path) -> Result<()> {
+    match path.parent() {
+        // a folder cannot be opened for sync on every platform; where it can, failing is an error
+        Some(dir) => match std::fs::File::open(dir) {
+            Ok(d) => d
+                .sync_all()
+                .or_else(|e| if e.kind() == std::io::ErrorKind::InvalidInput { Ok(()) } else { Err(e) })
+                .map_err(|e| TrainError::io("write", dir, e)),
+            Err(_) => Ok(()),
+        },
+        None => Ok(()),
+    }
 }
 
 impl RunDir {
@@ -138,6 +194,24 @@ impl RunDir {
     pub fn sources(&self) -> PathBuf {
         self.root.join("sources")
     }
+    /// A checkpoint file named in the state.
+    pub fn checkpoint_file(&self, name: &str) -> PathBuf {
+        self.checkpoints().join(name)
+    }
+
+    /// Removes the `.tmp` files a killed run left (in the folder and under `checkpoints/`).
+    pub fn remove_leftovers(&self) -> Result<()> {
+        for dir in [self.root.clone(), self.checkpoints()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "tmp") && path.is_file() {
+                    std::fs::remove_file(&path).map_err(|e| TrainError::io("remove", &path, e))?;
+                }
+            }
+        }
+        Ok(())
+    }
 
     /// Creates the folder for a new run (an existing finished or started run is not overwritten).
     pub fn create(&self) -> Result<()> {
@@ -153,6 +227,12 @@ impl RunDir {
 
     pub fn read_state(&self) -> Result<RunState> {
         let path = self.state_path();
+        if !path.exists() && self.config().exists() {
+            return Err(TrainError::Run(format!(
+                "{} has a config.toml but no state.json: the run stopped before its first commit point (a version before 2026-12 wrote none until the first epoch ended); start it again with its original command, into a new --out or after removing the folder",
+                self.root.display()
+            )));
+        }
         let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io("read", &path, format!("{e} (is this a run folder?)")))?;
         serde_json::from_str(&text).map_err(|e| TrainError::io("parse", &path, e))
     }

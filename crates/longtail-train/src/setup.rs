@@ -49,7 +49,7 @@ impl StageSetup {
     /// The setup of stage `index` on `devices` (main first).
     pub fn new(config: &ExperimentConfig, index: usize, data: &PreparedData, devices: &[Device]) -> Result<Self> {
         let stage = &config.stages[index];
-        let recipe = recipe_of(stage);
+        let recipe = recipe_of(stage, &data.counts);
         let sampler = |spec: &SamplerSpec| Sampler::new(spec.clone(), &data.train.labels, data.counts.len());
         let mut samplers = vec![sampler(&stage.sampler)?];
         let deferred = stage.deferred_sampler.as_ref().map(|d| Ok::<_, crate::TrainError>((d.from_epoch, sampler(&d.sampler)?))).transpose()?;

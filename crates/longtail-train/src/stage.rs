@@ -69,3 +69,34 @@ pub fn set_trainable(network: Network, stage: &StageConfig) -> Network {
         other => other,
     }
 }
+
+/// Checks a test label distribution: one finite, positive probability per class, summing to one.
+pub fn check_test_prior(prior: &[f64], num_classes: usize) -> Result<()> {
+    if prior.len() != num_classes {
+        return Err(TrainError::config("test prior", format!("has {} values but the model has {num_classes} classes", prior.len())));
+    }
+    if let Some((c, p)) = prior.iter().enumerate().find(|(_, p)| !(p.is_finite() && **p > 0.0)) {
+        return Err(TrainError::config("test prior", format!("class {c} has probability {p}; every class needs a probability > 0")));
+    }
+    let sum: f64 = prior.iter().sum();
+    if (sum - 1.0).abs() > 1e-6 {
+        return Err(TrainError::config("test prior", format!("sums to {sum}, not 1")));
+    }
+    Ok(())
+}
+
+/// The network under a test label distribution `pi_t` (LADE's inference, Hong et al. 2021,
+/// `run_networks.py`: `logits + log pi_t`): `log pi_t` added to a linear classifier's bias. For a
+/// network whose logits are calibrated to a uniform prior (LADE, balanced softmax, logit-adjusted
+/// training); a cosine or other head cannot take it.
+pub fn with_test_prior(network: Network, prior: &[f64], device: &Device) -> Result<Network> {
+    if !matches!(network.head(), Some(Head::Linear(_))) {
+        return Err(TrainError::config("test prior", "needs a model with a plain linear classifier (not cosine, LWS, tau-norm or a two-branch head)"));
+    }
+    let mut fc = linear_of(&network)?;
+    check_test_prior(prior, fc.weight.dims()[1])?;
+    let log_prior: Vec<f64> = prior.iter().map(|p| p.ln()).collect();
+    let bias = fc.bias.take().map(|b| b.val()).unwrap_or_else(|| burn::tensor::Tensor::zeros([prior.len()], device));
+    fc.bias = Some(Param::from_tensor((bias + constant(&log_prior, device)).detach()));
+    Ok(network.with_head(Head::Linear(LinearHead { fc }))?)
+}

@@ -68,7 +68,7 @@ fn resume_reaches_the_same_result_as_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     write_data(&tmp.path().join("data"));
     let mut s = stage("main", 3, LossSpec::Ldam { max_margin: 0.5, scale: 30.0 });
-    s.mixup = Some(longtail_train::config::MixupConfig { alpha: 1.0 });
+    s.mixup = Some(longtail_train::config::MixupConfig { alpha: 1.0, remix: None });
     s.drw = Some(longtail_train::config::Deferred { from_epoch: 2, weighting: longtail_losses::ClassWeighting::EffectiveNumber { beta: 0.9999 } });
     let cfg = config(&tmp.path().join("data"), HeadConfig::Cosine, vec![s, stage("second", 1, LossSpec::Ce)]);
     let cfg = ExperimentConfig { model: longtail_models::ModelConfig { head: HeadConfig::Cosine, ..cfg.model.clone() }, ..cfg };

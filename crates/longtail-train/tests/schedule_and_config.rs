@@ -91,6 +91,18 @@ fn config_errors_name_file_field_and_expectation() {
     assert!(err.contains("eval.ece_bins") && err.contains("at most"), "{err}");
     let err = ExperimentConfig::from_toml(MINIMAL, Path::new("c.toml"), &["loader.prefetch=1000000000".into()]).unwrap_err().to_string();
     assert!(err.contains("loader.prefetch") && err.contains("at most"), "{err}");
+    // unknown keys inside the tagged tables are refused too (they were dropped from the saved config)
+    for (key, value) in [
+        ("stages.0.sampler", "{ kind = \"instance\", beta = 0.9 }"),
+        ("stages.0.sampler", "{ kind = \"effective-number\", beta = 0.9, betta = 1 }"),
+        ("data.long_tail.profile", "{ kind = \"exp\", steep = 2 }"),
+        ("data.long_tail.profile", "{ kind = \"step\", minority_fraction = 0.5, fraction = 1 }"),
+        ("data.long_tail.selection", "{ kind = \"first\", seed = 2 }"),
+        ("data.long_tail.selection", "{ kind = \"numpy-shuffle\", seed = 1, sed = 2 }"),
+    ] {
+        let err = ExperimentConfig::from_toml(MINIMAL, Path::new("c.toml"), &[format!("{key}={value}")]).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{key} = {value}: {err}");
+    }
 }
 
 /// KPS, FBL and GCL train with the thesis's own tables (spec 002: Tables 3.1, 4.1, 5.1) on the
@@ -180,9 +192,20 @@ fn contradictory_method_settings_are_refused() {
     use longtail_train::methods::default_config;
     use longtail_train::presets::Dataset;
     let mut h2t = default_config("h2t", Dataset::FashionMnistLt, 100.0).unwrap();
-    h2t.stages[0].mixup = Some(MixupConfig { alpha: 1.0 });
+    h2t.stages[0].mixup = Some(MixupConfig { alpha: 1.0, remix: None });
     let err = h2t.validate().unwrap_err().to_string();
     assert!(err.contains("stages.0.mixup") && err.contains("H2T"), "{err}");
+    // a CMO window that leaves no epoch of the stage, and Remix values out of range
+    let mut cmo = default_config("cmo", Dataset::FashionMnistLt, 100.0).unwrap();
+    cmo.validate().unwrap();
+    cmo.stages[0].cmo.as_mut().unwrap().start = 12;
+    let err = cmo.validate().unwrap_err().to_string();
+    assert!(err.contains("stages.0.cmo") && err.contains("leaves no epoch of this 15-epoch stage"), "{err}");
+    let mut remix = default_config("remix", Dataset::FashionMnistLt, 100.0).unwrap();
+    remix.validate().unwrap();
+    remix.stages[0].mixup.as_mut().unwrap().remix.as_mut().unwrap().kappa = 0.5;
+    let err = remix.validate().unwrap_err().to_string();
+    assert!(err.contains("stages.0.mixup.remix") && err.contains("kappa"), "{err}");
 
     let mut ffn = default_config("ffn", Dataset::Cifar10Lt, 100.0).unwrap();
     ffn.validate().unwrap();

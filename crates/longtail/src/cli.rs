@@ -52,6 +52,11 @@ pub enum Command {
         /// `final` or `best`.
         #[arg(long, default_value = "final")]
         checkpoint: String,
+        /// Evaluate under this test label distribution (LADE's inference: `log p` added to the
+        /// logits): one probability per class, comma-separated, or a file of them. For models
+        /// trained to a uniform prior (LADE, balanced softmax); a linear classifier only.
+        #[arg(long)]
+        test_prior: Option<String>,
     },
     /// Classify image files with a trained run (top-k with class names).
     Predict {
@@ -102,6 +107,9 @@ pub enum DataCommand {
         /// Read the data section of this experiment config instead of a preset.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Also check that every listed image file exists and decodes (reads them all).
+        #[arg(long)]
+        check_images: bool,
     },
 }
 
@@ -154,8 +162,9 @@ pub struct TrainArgs {
     /// Experiment config (TOML). Without it, the method's default config for --dataset.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    #[arg(long, default_value = "fashion-mnist-lt")]
-    pub dataset: String,
+    /// The benchmark of --method's default config [default: fashion-mnist-lt].
+    #[arg(long)]
+    pub dataset: Option<String>,
     #[arg(long)]
     pub imbalance_factor: Option<f64>,
     /// Override any config field: --set stages.0.epochs=3 --set seed=1
@@ -190,10 +199,19 @@ pub struct TrainArgs {
 
 /// Fills in Fashion-MNIST's location when it has to be fetched.
 fn provide_data(config: &mut ExperimentConfig, data_root: Option<&Path>, quiet: bool) -> Result<()> {
+    let takes_root = matches!(config.data.source, SourceSpec::FashionMnist { root: None });
+    if let Some(r) = data_root
+        && !takes_root
+    {
+        bail!(
+            "--data-root {} applies to a Fashion-MNIST config without its own root; this config's data source names its files (set them with --set data.source...)",
+            r.display()
+        );
+    }
     if let SourceSpec::FashionMnist { root } = &mut config.data.source {
         let wanted = root.clone().or_else(|| data_root.map(Path::to_path_buf));
         if longtail_data::readers::idx::locate_fashion_mnist(wanted.as_deref()).is_err() {
-            *root = Some(crate::fetch::ensure_fashion_mnist(wanted.as_deref(), quiet)?);
+            *root = Some(crate::fetch::ensure_fashion_mnist(wanted.as_deref(), true, quiet)?);
         } else if wanted.is_some() {
             *root = wanted;
         }
@@ -208,11 +226,30 @@ pub fn resolve_config(args: &TrainArgs) -> Result<ExperimentConfig> {
         let p = Precision::parse(p).ok_or_else(|| anyhow!("--precision {p}: expected f32, bf16 or f16"))?;
         overrides.push(format!("precision={}", p.name()));
     }
+    // the method is a label of the config's stages: renaming it without changing a stage would
+    // label one method's run as another's
+    let key = |o: &String| o.split_once('=').map(|(k, _)| k.trim().to_string()).unwrap_or_default();
+    if let Some(o) = overrides.iter().find(|o| key(o) == "method")
+        && !overrides.iter().any(|o| key(o).starts_with("stages"))
+    {
+        bail!(
+            "--set {o}: the method comes with its config, and no stage is changed; use --method NAME (its default config), another --config, or name the run with the stage overrides that make it that method"
+        );
+    }
     let config = match &args.config {
-        Some(path) => ExperimentConfig::load(path, &overrides)?,
+        Some(path) => {
+            // flags that shape a preset's default config do nothing to a config file: refuse them
+            if args.dataset.is_some() || args.imbalance_factor.is_some() {
+                bail!(
+                    "--dataset and --imbalance-factor choose --method's default config; with --config {} set its data instead (--set data.long_tail.imbalance_factor=N)",
+                    path.display()
+                );
+            }
+            ExperimentConfig::load(path, &overrides)?
+        }
         None => {
             let name = args.method.as_deref().ok_or_else(|| anyhow!("give --method NAME or --config FILE (see `longtail methods`)"))?;
-            let dataset = Dataset::parse(&args.dataset)?;
+            let dataset = Dataset::parse(args.dataset.as_deref().unwrap_or("fashion-mnist-lt"))?;
             let base = default_config(name, dataset, args.imbalance_factor.unwrap_or(dataset.default_imbalance()))?;
             ExperimentConfig::from_toml(&base.to_toml(), Path::new(&format!("<default {name} config>")), &overrides)?
         }
@@ -271,20 +308,38 @@ pub fn run_train(args: &TrainArgs, device: Option<&str>, quiet: bool) -> Result<
     Ok(run_dir)
 }
 
-fn eval(run: &Path, checkpoint: &str, device: Option<&str>) -> Result<()> {
+/// The probabilities of `--test-prior`: comma- or whitespace-separated values, or a file of them.
+fn parse_prior(arg: &str) -> Result<Vec<f64>> {
+    let text = if Path::new(arg).is_file() { std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))? } else { arg.to_string() };
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<f64>().map_err(|_| anyhow!("--test-prior: `{t}` is not a number (give one probability per class, comma-separated, or a file)")))
+        .collect()
+}
+
+fn eval(run: &Path, checkpoint: &str, test_prior: Option<&str>, device: Option<&str>) -> Result<()> {
     let device = select_device(device)?.autodiff();
     let dir = RunDir::new(run);
     let config = ExperimentConfig::load(&dir.config(), &[]).with_context(|| format!("{} is not a run folder", run.display()))?;
-    let path = match checkpoint {
-        "final" => dir.final_checkpoint(),
-        "best" => dir.best_checkpoint(),
+    let prior = test_prior.map(parse_prior).transpose()?;
+    if let Some(p) = &prior {
+        longtail_train::stage::check_test_prior(p, config.model.num_classes).context("--test-prior")?;
+    }
+    let network = match checkpoint {
+        // with the stages' classifier changes (tau-norm, LWS) and the run's checksum checked
+        "final" => longtail_train::load_run_network(run, &device)?.0,
+        "best" => longtail_models::weights::load(config.model.init(config.seed, &device)?, &dir.best_checkpoint())?,
         other => bail!("--checkpoint must be `final` or `best`, got `{other}`"),
     };
-    let network = longtail_models::weights::load(config.model.init(config.seed, &device)?, &path)?;
+    let network = match &prior {
+        Some(p) => longtail_train::stage::with_test_prior(network, p, &device).context("--test-prior")?,
+        None => network,
+    };
     let data = longtail_train::data::PreparedData::load(&config)?;
     let metrics = longtail_train::evaluate_network(&network, &config, &data, &device)?;
+    let under = if prior.is_some() { ", test prior given" } else { "" };
     let report = longtail_train::FinalReport {
-        name: format!("{} ({checkpoint} checkpoint)", config.name),
+        name: format!("{} ({checkpoint} checkpoint{under})", config.name),
         method: config.method.clone(),
         device: longtail_train::device::describe(&device),
         train_counts: data.counts.clone(),
@@ -292,14 +347,14 @@ fn eval(run: &Path, checkpoint: &str, device: Option<&str>) -> Result<()> {
         best: None,
         total_seconds: 0.0,
     };
-    let out = run.join(format!("eval-{checkpoint}.json"));
+    let out = run.join(format!("eval-{checkpoint}{}.json", if prior.is_some() { "-test-prior" } else { "" }));
     std::fs::write(&out, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", out.display()))?;
     println!("{}", crate::compare::table(std::slice::from_ref(&report)));
     eprintln!("metrics written to {}", out.display());
     Ok(())
 }
 
-fn data_inspect(dataset: &str, imbalance: Option<f64>, root: Option<&Path>, config: Option<&Path>, quiet: bool) -> Result<()> {
+fn data_inspect(dataset: &str, imbalance: Option<f64>, root: Option<&Path>, config: Option<&Path>, check_images: bool, quiet: bool) -> Result<()> {
     let data = match config {
         Some(path) => ExperimentConfig::load(path, &[])?.data,
         None => {
@@ -334,6 +389,14 @@ fn data_inspect(dataset: &str, imbalance: Option<f64>, root: Option<&Path>, conf
     provide_data(&mut exp, None, quiet)?;
     let splits = exp.data.load()?;
     print!("{}", crate::inspect::describe(&splits, exp.eval.many_above, exp.eval.few_below));
+    if check_images {
+        for (name, split) in [("train", Some(&splits.train)), ("test", Some(&splits.test)), ("val", splits.val.as_ref())] {
+            let Some(split) = split else { continue };
+            split.check_files()?;
+            split.check_images().with_context(|| format!("the {name} split"))?;
+            println!("{name}: all {} images exist and decode", split.len());
+        }
+    }
     Ok(())
 }
 
@@ -350,18 +413,30 @@ pub fn run(cli: Cli) -> Result<()> {
             let d = Dataset::parse(&dataset)?;
             print!("{}", default_config(&method, d, imbalance_factor.unwrap_or(d.default_imbalance()))?.to_toml());
         }
-        Command::Data { command: DataCommand::Inspect { dataset, imbalance_factor, root, config } } => {
-            data_inspect(&dataset, imbalance_factor, root.as_deref(), config.as_deref(), cli.quiet)?;
+        Command::Data { command: DataCommand::Inspect { dataset, imbalance_factor, root, config, check_images } } => {
+            data_inspect(&dataset, imbalance_factor, root.as_deref(), config.as_deref(), check_images, cli.quiet)?;
         }
         Command::Train(args) => {
             run_train(&args, device, cli.quiet)?;
         }
-        Command::Eval { run, checkpoint } => eval(&run, &checkpoint, device)?,
+        Command::Eval { run, checkpoint, test_prior } => eval(&run, &checkpoint, test_prior.as_deref(), device)?,
         Command::Predict { run, top_k, images } => {
             let d = select_device(device)?;
+            let mut failed = 0;
             for (path, ranked) in images.iter().zip(crate::predict::predict_files(&run, &images, top_k, &d)?) {
-                let parts: Vec<String> = ranked.iter().map(|(c, n, p)| format!("{n} [{c}] {:.1}%", 100.0 * p)).collect();
-                println!("{}: {}", path.display(), parts.join(", "));
+                match ranked {
+                    Ok(ranked) => {
+                        let parts: Vec<String> = ranked.iter().map(|(c, n, p)| format!("{n} [{c}] {:.1}%", 100.0 * p)).collect();
+                        println!("{}: {}", path.display(), parts.join(", "));
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: {}: {e:#}", path.display());
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} of {} images could not be classified", images.len());
             }
         }
         Command::Report { run } => {
@@ -412,7 +487,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if !matches!(dataset.as_str(), "fashion-mnist" | "fashion-mnist-lt") {
                 bail!("only fashion-mnist can be fetched; CIFAR, ImageNet-LT, iNaturalist and Places-LT need their official downloads (see docs/datasets.md)");
             }
-            println!("{}", crate::fetch::ensure_fashion_mnist(data_root.as_deref(), cli.quiet)?.display());
+            println!("{}", crate::fetch::ensure_fashion_mnist(data_root.as_deref(), false, cli.quiet)?.display());
         }
     }
     Ok(())

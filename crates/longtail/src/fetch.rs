@@ -57,11 +57,21 @@ fn apt_install(quiet: bool) -> bool {
 }
 
 /// Returns a folder holding Fashion-MNIST, obtaining it if needed. `data_dir` is where a
-/// download goes (`data/fashion-mnist` by default).
-pub fn ensure_fashion_mnist(data_dir: Option<&Path>, quiet: bool) -> Result<PathBuf> {
+/// download goes (`data/fashion-mnist` by default). With `named_root_must_hold` (a root the user
+/// gave for training) a `data_dir` without the files is an error instead.
+pub fn ensure_fashion_mnist(data_dir: Option<&Path>, named_root_must_hold: bool, quiet: bool) -> Result<PathBuf> {
     let local = data_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("data/fashion-mnist"));
     if let Ok(dir) = locate_fashion_mnist(Some(&local)) {
         return Ok(dir);
+    }
+    // a folder the user named that does not hold the data is an error, not a reason to use another copy
+    if let Some(dir) = data_dir.filter(|_| named_root_must_hold) {
+        bail!(
+            "{} does not hold the Fashion-MNIST IDX files ({}); fix the path, or download them there with `longtail fetch fashion-mnist --data-root {}`",
+            dir.display(),
+            FILES.join(", "),
+            dir.display()
+        );
     }
     if let Ok(dir) = locate_fashion_mnist(None) {
         return Ok(dir);

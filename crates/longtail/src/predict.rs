@@ -13,14 +13,26 @@ use rand::SeedableRng;
 /// One image's top-k `(class index, class name, probability)`.
 pub type Ranked = Vec<(usize, String, f32)>;
 
-/// Classifies image files with the final (or `checkpoint`) weights of `run`.
-pub fn predict_files(run: &Path, images: &[impl AsRef<Path>], top_k: usize, device: &Device) -> Result<Vec<Ranked>> {
+/// The class names of a run: from its final report (no dataset needed), else from its data.
+fn class_names(dir: &longtail_train::RunDir, config: &ExperimentConfig) -> Result<Vec<String>> {
+    if let Ok(report) = dir.read_final() {
+        let mut per_class = report.metrics.per_class.clone();
+        per_class.sort_by_key(|c| c.class);
+        if per_class.len() == config.model.num_classes && per_class.iter().enumerate().all(|(i, c)| c.class == i) {
+            return Ok(per_class.into_iter().map(|c| c.name).collect());
+        }
+    }
+    Ok(config.data.load().context("reading the run's dataset for its class names (the run has no final report)")?.train.class_names)
+}
+
+/// Classifies image files with the final weights of `run`: one result per image, so one bad
+/// image does not hide the others' predictions.
+pub fn predict_files(run: &Path, images: &[impl AsRef<Path>], top_k: usize, device: &Device) -> Result<Vec<Result<Ranked>>> {
     let dir = longtail_train::RunDir::new(run);
     let config = ExperimentConfig::load(&dir.config(), &[])?;
     let (network, _) = longtail_train::load_run_network(run, device)?;
     let network = network.valid();
-    let splits = config.data.load().context("reading the run's dataset for its class names")?;
-    let names = splits.train.class_names.clone();
+    let names = class_names(&dir, &config)?;
     let channels = config.model.in_channels;
     let size = config.data.recipe.image_size();
     let pipeline = config.data.test_pipeline(channels);
@@ -28,7 +40,13 @@ pub fn predict_files(run: &Path, images: &[impl AsRef<Path>], top_k: usize, devi
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     for path in images {
         let path = path.as_ref();
-        let mut img = Image::open(path, channels == 1)?;
+        let mut img = match Image::open(path, channels == 1) {
+            Ok(img) => img,
+            Err(e) => {
+                out.push(Err(e.into()));
+                continue;
+            }
+        };
         // the small-image recipes expect their native size (28 or 32); ImageNet's test pipeline resizes itself
         let native = match config.data.recipe {
             longtail_data::Recipe::FashionMnist => Some(28),
@@ -39,12 +57,15 @@ pub fn predict_files(run: &Path, images: &[impl AsRef<Path>], top_k: usize, devi
             img = resize_to(&img, side);
         }
         let mut values = vec![0f32; channels * size * size];
-        pipeline.process_into(img, &mut rng, &mut values).with_context(|| format!("preparing {}", path.display()))?;
+        if let Err(e) = pipeline.process_into(img, &mut rng, &mut values) {
+            out.push(Err(anyhow::Error::new(e).context(format!("preparing {}", path.display()))));
+            continue;
+        }
         let x = Tensor::<4>::from_data(TensorData::new(values, [1, channels, size, size]), device);
         let probs: Vec<f32> = softmax(network.predict(x), 1).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        out.push(ranked.into_iter().take(top_k).map(|(c, p)| (c, names[c].clone(), p)).collect());
+        out.push(Ok(ranked.into_iter().take(top_k).map(|(c, p)| (c, names[c].clone(), p)).collect()));
     }
     Ok(out)
 }

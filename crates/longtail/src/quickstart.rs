@@ -49,7 +49,7 @@ pub fn run(args: &QuickstartArgs, device: Option<&str>, quiet: bool) -> Result<(
     if args.epochs == 0 {
         anyhow::bail!("--epochs must be at least 1");
     }
-    let root = crate::fetch::ensure_fashion_mnist(args.data_root.as_deref(), quiet)?;
+    let root = crate::fetch::ensure_fashion_mnist(args.data_root.as_deref(), true, quiet)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let ce = quick("ce", args, arch, &root)?;
     let bs = quick("balanced-softmax", args, arch, &root)?;

@@ -78,6 +78,24 @@ fn train_eval_predict_report_compare_end_to_end() {
     let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval-final.json")).unwrap()).unwrap();
     assert_eq!(f["metrics"]["accuracy"], e["metrics"]["accuracy"]);
     assert_eq!(f["metrics"]["confusion"], e["metrics"]["confusion"]);
+    // under a test prior (LADE's inference): a uniform one changes nothing, a skewed one moves
+    // predictions towards its likely classes; a prior of the wrong length or sum is refused
+    let o = longtail(&["eval", "--run", "runs/bs", "--test-prior", "0.25,0.25,0.25,0.25"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let bs = |name: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(cwd.join("runs/bs").join(name)).unwrap()).unwrap() };
+    assert_eq!(bs("final.json")["metrics"]["confusion"], bs("eval-final-test-prior.json")["metrics"]["confusion"]);
+    std::fs::write(cwd.join("prior.txt"), "0.999997 0.000001 0.000001 0.000001\n").unwrap();
+    assert!(longtail(&["eval", "--run", "runs/bs", "--test-prior", "prior.txt"], cwd).status.success());
+    let column0 = |v: &serde_json::Value| -> u64 { v["metrics"]["confusion"].as_array().unwrap().iter().map(|r| r[0].as_u64().unwrap()).sum() };
+    assert!(
+        column0(&bs("eval-final-test-prior.json")) > column0(&bs("final.json")),
+        "a prior on class 0 predicts it more often: {} vs {}",
+        bs("eval-final-test-prior.json")["metrics"]["confusion"],
+        bs("final.json")["metrics"]["confusion"]
+    );
+    assert_clean_error(&longtail(&["eval", "--run", "runs/bs", "--test-prior", "0.5,0.5"], cwd), "2 values but the model has 4 classes");
+    assert_clean_error(&longtail(&["eval", "--run", "runs/bs", "--test-prior", "0.5,0.5,0.5,0.5"], cwd), "sums to 2");
+    assert_clean_error(&longtail(&["eval", "--run", "runs/bs", "--test-prior", "0.5,0.5,0,0"], cwd), "probability > 0");
 
     // predict: a bright image is class `three`
     image::GrayImage::from_pixel(28, 28, image::Luma([215])).save(cwd.join("bright.png")).unwrap();
@@ -87,6 +105,20 @@ fn train_eval_predict_report_compare_end_to_end() {
     assert!(out.starts_with("bright.png: three [3]"), "{out}");
     let o = longtail(&["predict", "--run", "runs/ce", "--top-k", "0", "bright.png"], cwd);
     assert!(!o.status.success() && text(&o).1.contains("--top-k"), "{:?}", text(&o));
+    // one bad image among good ones: the good ones are printed, the bad one named, exit 1; the
+    // class names come from the run (the training data is not needed)
+    std::fs::write(cwd.join("bad.png"), b"not a png").unwrap();
+    std::fs::rename(cwd.join("data"), cwd.join("data-away")).unwrap();
+    let o = longtail(&["predict", "--run", "runs/ce", "bright.png", "bad.png", "bright.png"], cwd);
+    let (out, err) = text(&o);
+    std::fs::rename(cwd.join("data-away"), cwd.join("data")).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("bright.png: three [3]")).count(), 2, "{out}");
+    assert!(err.contains("bad.png") && err.contains("1 of 3 images"), "{err}");
+    // an OS error is said once, not once per level of the error chain
+    let o = longtail(&["predict", "--run", "runs/ce", "missing.png"], cwd);
+    let err = text(&o).1;
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 
     // report regenerates
     let o = longtail(&["report", "runs/bs"], cwd);
@@ -111,6 +143,36 @@ fn methods_config_and_data_inspect() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("4 classes, 105 training images") && out.contains("rank third") && out.contains("hierarchy: 2 coarse classes"), "{out}");
+}
+
+/// `data inspect --check-images` decodes every listed image and names the one that does not.
+#[test]
+fn data_inspect_check_images_names_a_broken_image() {
+    let ws = workspace();
+    let cwd = ws.path();
+    std::fs::create_dir_all(cwd.join("img")).unwrap();
+    for (name, v) in [("a.png", 10u8), ("b.png", 200)] {
+        image::GrayImage::from_pixel(4, 4, image::Luma([v])).save(cwd.join("img").join(name)).unwrap();
+    }
+    std::fs::write(cwd.join("train.txt"), "a.png 0\nb.png 1\n").unwrap();
+    std::fs::write(cwd.join("test.txt"), "a.png 0\nb.png 1\n").unwrap();
+    let config = common::CONFIG
+        .replace(
+            r#"source = { format = "idx", root = "data", classes = ["zero", "one", "two", "three"] }"#,
+            r#"source = { format = "list", image_root = "img", train = "train.txt", test = "test.txt", num_classes = 2, grayscale = true }"#,
+        )
+        .replace("imbalance_factor = 10", "imbalance_factor = 1")
+        .replace(r#"hierarchy = "groups.toml""#, "");
+    std::fs::write(cwd.join("list.toml"), config).unwrap();
+    let o = longtail(&["data", "inspect", "--config", "list.toml", "--check-images"], cwd);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("train: all 2 images exist and decode"), "{out}");
+    std::fs::write(cwd.join("img/b.png"), b"not a png").unwrap();
+    let o = longtail(&["data", "inspect", "--config", "list.toml", "--check-images"], cwd);
+    assert_clean_error(&o, "b.png");
+    // without the flag the images are not read
+    assert!(longtail(&["data", "inspect", "--config", "list.toml"], cwd).status.success());
 }
 
 #[test]
@@ -176,6 +238,16 @@ fn bad_input_gives_one_line_causes_and_non_zero_exits() {
     assert_clean_error(&longtail(&["eval", "--run", "data"], cwd), "not a run folder");
     // an unknown device
     assert_clean_error(&longtail(&["--device", "tpu", "train", "--config", "tiny.toml"], cwd), "unknown device `tpu`");
+    // flags that would be ignored next to --config are refused, as is relabelling the method
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--imbalance-factor", "50"], cwd), "--imbalance-factor");
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--dataset", "cifar10-lt"], cwd), "--dataset");
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--data-root", "elsewhere"], cwd), "--data-root elsewhere");
+    assert_clean_error(&longtail(&["train", "--config", "tiny.toml", "--set", "method=focal"], cwd), "--set method=focal");
+    // a Fashion-MNIST root that does not hold the data is an error, not the system copy
+    assert_clean_error(
+        &longtail(&["train", "--method", "ce", "--data-root", "no-such-root", "--max-epochs", "0"], cwd),
+        "no-such-root does not hold the Fashion-MNIST",
+    );
     // usage errors are clap's (exit code 2)
     assert_eq!(longtail(&["train", "--bogus"], cwd).status.code(), Some(2));
 }

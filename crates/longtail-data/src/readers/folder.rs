@@ -26,8 +26,18 @@ pub fn read_folder(root: &Path, name: &str, classes: Option<&[String]>, grayscal
             hint: "lay the images out as root/<class name>/<image>.jpg".into(),
         });
     }
-    let found: Vec<String> =
-        sorted_entries(root)?.into_iter().filter(|p| p.is_dir()).filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+    let mut found = Vec::new();
+    for dir in sorted_entries(root)?.into_iter().filter(|p| p.is_dir()) {
+        let Some(name) = dir.file_name() else { continue };
+        // a lossy name would point at no folder and leave the class silently empty
+        let name = name.to_str().ok_or_else(|| {
+            DataError::format(
+                root,
+                format!("class folder name {:?} is not valid UTF-8; rename the folder (class names are UTF-8 text)", dir.file_name().unwrap_or_default()),
+            )
+        })?;
+        found.push(name.to_string());
+    }
     let class_names: Vec<String> = match classes {
         Some(expected) => {
             if let Some(extra) = found.iter().find(|f| !expected.contains(f)) {

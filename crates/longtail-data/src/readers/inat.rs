@@ -61,11 +61,18 @@ fn annotated(path: &Path, file: &CocoFile) -> Result<(Vec<PathBuf>, Vec<u64>)> {
 
 /// Reads the iNaturalist 2018 train and val annotation files; `image_root` is the folder the
 /// `file_name`s are relative to. The official val split serves as the test set.
-pub fn read_inat(train_json: &Path, val_json: &Path, image_root: &Path) -> Result<Splits> {
+pub fn read_inat(train_json: &Path, val_json: &Path, image_root: &Path, allow_outside_root: bool) -> Result<Splits> {
     let train = load(train_json)?;
     let val = load(val_json)?;
     let (train_paths, train_cats) = annotated(train_json, &train)?;
     let (val_paths, val_cats) = annotated(val_json, &val)?;
+    if !allow_outside_root {
+        for (file, paths) in [(train_json, &train_paths), (val_json, &val_paths)] {
+            for (i, p) in paths.iter().enumerate() {
+                super::inside_root(p, file, &format!("image {}", i + 1))?;
+            }
+        }
+    }
     // Category table: from the files' `categories`, else the ids seen in the annotations.
     let mut ids: Vec<(u64, Option<String>)> = if !train.categories.is_empty() {
         train.categories.iter().map(|c| (c.id, c.name.clone())).collect()

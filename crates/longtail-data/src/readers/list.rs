@@ -51,6 +51,8 @@ pub struct ListSpec {
     /// The number of classes; inferred as `max label + 1` over all splits when absent.
     pub num_classes: Option<usize>,
     pub grayscale: bool,
+    /// Accept listed paths outside `image_root`.
+    pub allow_outside_root: bool,
 }
 
 /// Reads the splits of a list-file benchmark.
@@ -64,6 +66,13 @@ pub fn read_list_splits(spec: &ListSpec) -> Result<Splits> {
     let train = parse_list(&spec.train)?;
     let test = parse_list(&spec.test)?;
     let val = spec.val.as_deref().map(parse_list).transpose()?;
+    if !spec.allow_outside_root {
+        for (file, entries) in [(&spec.train, &train), (&spec.test, &test)].into_iter().chain(spec.val.as_ref().zip(val.as_ref())) {
+            for (i, p) in entries.paths.iter().enumerate() {
+                super::inside_root(p, file, &format!("entry {}", i + 1))?;
+            }
+        }
+    }
     let max_label = [&train, &test].into_iter().chain(val.as_ref()).flat_map(|e| e.labels.iter()).max().copied().unwrap_or(0);
     let num_classes = match spec.num_classes {
         Some(n) => {

@@ -21,6 +21,23 @@ pub fn read_names(path: &Path) -> Result<Vec<String>> {
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
 }
 
+/// Refuses a listed image path that leaves the image root (absolute, or through `..`): a list
+/// file would otherwise make an arbitrary file on the machine a training image under its label.
+/// `what` names the entry in the error (`line 12`).
+pub fn inside_root(path: &Path, source: &Path, what: &str) -> Result<()> {
+    use std::path::Component;
+    if path.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_))) {
+        return Err(DataError::format(
+            source,
+            format!(
+                "{what}: `{}` is outside the image root (absolute or through `..`); set allow_outside_root = true in the data source to accept it",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The first of `candidates` (relative to `root`) that is a directory containing `marker`.
 pub(crate) fn find_dir(root: &Path, candidates: &[&str], marker: &str) -> Option<PathBuf> {
     candidates.iter().map(|c| root.join(c)).find(|d| d.join(marker).exists())

@@ -32,6 +32,7 @@ pub fn stage(name: &str, epochs: usize, loss: LossSpec) -> StageConfig {
         train: Default::default(),
         head: Default::default(),
         h2t: None,
+        cmo: None,
     }
 }
 
