@@ -29,7 +29,7 @@ fn run(alpha: f64, lambda: f64) -> (f64, f64, Vec<f32>) {
     let total = loss.forward(&inputs, LossState::new(0, 1)).unwrap();
     let value: f32 = total.clone().into_scalar();
     let grads = total.backward();
-    (prior_ce as f64, value as f64, logits.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap())
+    (prior_ce as f64, value as f64, logits.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap())
 }
 
 fn close(what: &str, got: f64, want: f64) {

@@ -29,7 +29,7 @@ fn cmo_boxes_and_area_labels_match_rand_bbox() {
         assert_eq!((b.x1, b.y1, b.x2, b.y2), (u(c, "bbx1"), u(c, "bby1"), u(c, "bbx2"), u(c, "bby2")), "{c}");
         assert_eq!(b.lambda, f(c, "lam_recomputed"), "{c}");
         // the mask covers exactly the box
-        let m = box_mask(&b, u(c, "W"), u(c, "H"), &Device::flex()).into_data().to_vec::<f32>().unwrap();
+        let m = box_mask(&b, u(c, "W"), u(c, "H"), &Device::flex()).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(m.iter().sum::<f32>() as usize, u(c, "area"), "{c}");
     }
 }
@@ -78,7 +78,7 @@ fn remix_label_rule_at_its_boundaries() {
         assert_eq!(remix_label_weight(ni, nj, lam, kappa, tau), want, "{c}");
         // the batched form on a device: class 0 has n_i images, class 1 n_j
         let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [1]), &d);
-        let w = remix_weights(&[ni, nj], ints(vec![0]), ints(vec![1]), lam, kappa, tau).into_data().to_vec::<f32>().unwrap()[0];
+        let w = remix_weights(&[ni, nj], ints(vec![0]), ints(vec![1]), lam, kappa, tau).into_data().try_to_vec::<f32>().unwrap()[0];
         assert!((w as f64 - want).abs() < 1e-7, "{c}: batched {w}");
     }
 }
