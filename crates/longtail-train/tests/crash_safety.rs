@@ -7,30 +7,13 @@ mod common;
 
 use std::path::Path;
 
-use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor};
-use common::{config, stage, write_data};
+use burn::tensor::Device;
+use common::{all_weights, config, opts, stage, write_data};
 use longtail_losses::LossSpec;
 use longtail_models::HeadConfig;
 use longtail_train::checkpoint::failpoint;
 use longtail_train::config::{HeadChange, MixupConfig, Trainable};
 use longtail_train::{ExperimentConfig, RunDir, RunOptions, train};
-
-fn opts(dir: &Path) -> RunOptions {
-    RunOptions { run_dir: dir.to_path_buf(), device: Device::flex(), resume: false, max_epochs: None, quiet: true, data_parallel: Vec::new() }
-}
-
-fn all_weights<M: Module>(m: &M) -> Vec<f32> {
-    struct C(Vec<f32>);
-    impl burn::module::ModuleVisitor for C {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.0.extend(p.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
-        }
-    }
-    let mut c = C(Vec::new());
-    m.visit(&mut c);
-    c.0
-}
 
 /// Two trained epochs of CE with mixup (random draws every step), a class-balanced classifier
 /// stage of two epochs, then a post-hoc tau-norm stage (no epoch: its own commit point).

@@ -59,3 +59,28 @@ pub fn config(data: &Path, head: HeadConfig, stages: Vec<StageConfig>) -> Experi
         fusion: None,
     }
 }
+
+/// Run options for a fresh run in `dir` on the CPU, quiet.
+pub fn opts(dir: &Path) -> longtail_train::RunOptions {
+    longtail_train::RunOptions {
+        run_dir: dir.to_path_buf(),
+        device: burn::tensor::Device::flex(),
+        resume: false,
+        max_epochs: None,
+        quiet: true,
+        data_parallel: Vec::new(),
+    }
+}
+
+/// Every float parameter of a module, flattened in visiting order.
+pub fn all_weights<M: burn::module::Module>(m: &M) -> Vec<f32> {
+    struct C(Vec<f32>);
+    impl burn::module::ModuleVisitor for C {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<burn::tensor::Tensor<D>>) {
+            self.0.extend(p.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+        }
+    }
+    let mut c = C(Vec::new());
+    m.visit(&mut c);
+    c.0
+}
