@@ -9,7 +9,7 @@
 
 use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
 
 /// Deterministic values in [-1, 1) (a 64-bit LCG; independent of Burn's RNG).
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -299,6 +299,65 @@ fn batch_norm_training_forward_and_backward() {
         assert_close(&format!("dgamma {what}"), &vec(gt.grad(&grads).unwrap()), &dg_ref, 1e-5);
         assert_close(&format!("dbeta {what}"), &vec(bt.grad(&grads).unwrap()), &db_ref, 1e-5);
     }
+}
+
+/// An `f64` tensor of `f32` values (exact), and its values back as `f64` (checking the dtype).
+fn tensor64<const D: usize>(v: &[f32], shape: [usize; D], d: &Device) -> Tensor<D> {
+    tensor(v, shape, d).cast(FloatDType::F64)
+}
+
+fn vec64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    assert_eq!(t.dtype(), DType::F64, "an f64 result");
+    t.into_data().try_to_vec::<f64>().unwrap()
+}
+
+fn assert_close64(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w}");
+    }
+}
+
+/// `f64` tensors are computed in `f64` by the routed operations (convolution gradients, batch
+/// norm): they used to go through the `f32` kernels and back, errors of 1e-7 where f64 gives 1e-15.
+#[test]
+fn f64_tensors_keep_f64_precision() {
+    let d = Device::flex().autodiff();
+    for case in [BASE, Case { stride: [2, 1], pad: [(0, 2), (1, 0)], n: 3, ..BASE }, Case { groups: 2, c: 4, o: 2, kh: 1, kw: 2, ..BASE }] {
+        let (oh, ow) = case.out();
+        let x = values(case.n * case.c * case.h * case.w, 21);
+        let wt = values(case.o * (case.c / case.groups) * case.kh * case.kw, 22);
+        let r = values(case.n * case.o * oh * ow, 23);
+        let [y_ref, dx_ref, dw_ref, _] = Case { bias: false, ..case }.reference(&x, &wt, &[], &r);
+        let xt = tensor64(&x, [case.n, case.c, case.h, case.w], &d).require_grad();
+        let wtt = tensor64(&wt, [case.o, case.c / case.groups, case.kh, case.kw], &d).require_grad();
+        let options = ConvOptions::new_with_padding(case.stride, case.pad, case.dilation, case.groups);
+        let y = conv2d(xt.clone(), wtt.clone(), None, options);
+        let grads = (y.clone() * tensor64(&r, [case.n, case.o, oh, ow], &d)).sum().backward();
+        assert_close64(&format!("f64 y {case:?}"), &vec64(y), &y_ref, 1e-12);
+        assert_close64(&format!("f64 dx {case:?}"), &vec64(xt.grad(&grads).unwrap()), &dx_ref, 1e-12);
+        assert_close64(&format!("f64 dw {case:?}"), &vec64(wtt.grad(&grads).unwrap()), &dw_ref, 1e-12);
+    }
+    let (n, c, h, w) = (3, 4, 5, 7);
+    let s = h * w;
+    let x: Vec<f32> = values(n * c * s, 24).iter().map(|v| v * 3.0 + 10.0).collect();
+    let (gamma, beta, r) = (values(c, 25), values(c, 26), values(n * c * s, 27));
+    let eps = 1e-5;
+    let [out_ref, mean_ref, var_ref, dx_ref, dg_ref, db_ref] = bn_reference(n, c, s, &x, &gamma, &beta, &r, eps);
+    let xt = tensor64(&x, [n, c, h, w], &d).require_grad();
+    let gt = tensor64(&gamma, [c], &d).require_grad();
+    let bt = tensor64(&beta, [c], &d).require_grad();
+    let res = batch_norm_train(xt.clone(), gt.clone(), bt.clone(), eps);
+    let grads = (res.output.clone() * tensor64(&r, [n, c, h, w], &d)).sum().backward();
+    assert_close64("f64 bn out", &vec64(res.output), &out_ref, 1e-12);
+    assert_close64("f64 bn mean", &vec64(res.mean.clone()), &mean_ref, 1e-12);
+    assert_close64("f64 bn var", &vec64(res.variance.clone()), &var_ref, 1e-12);
+    assert_close64("f64 bn dx", &vec64(xt.grad(&grads).unwrap()), &dx_ref, 1e-12);
+    assert_close64("f64 bn dgamma", &vec64(gt.grad(&grads).unwrap()), &dg_ref, 1e-12);
+    assert_close64("f64 bn dbeta", &vec64(bt.grad(&grads).unwrap()), &db_ref, 1e-12);
+    // inference with the batch's statistics gives the training output
+    let inference = batch_norm(tensor64(&x, [n, c, h, w], &d), tensor64(&gamma, [c], &d), tensor64(&beta, [c], &d), res.mean, res.variance, eps);
+    assert_close64("f64 bn inference", &vec64(inference), &out_ref, 1e-12);
 }
 
 #[test]

@@ -17,7 +17,8 @@
 //! - ReLU and its gradient run in parallel over 32K-element chunks, in place when an operand is
 //!   uniquely owned (burn-flex ran them on one thread).
 //!
-//! Only `f32` runs natively; other dtypes go through `f32` and back.
+//! Only `f32` runs natively; bf16 and f16 go through `f32` and back. `module.rs` sends `f64`
+//! tensors to `longtail_f64` instead (computing them here would round them to `f32`).
 
 use alloc::vec;
 use alloc::vec::Vec;

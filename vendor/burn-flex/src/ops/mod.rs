@@ -112,6 +112,7 @@ pub mod interpolate;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod longtail_direct_conv;
 pub mod longtail_kernels;
+pub mod longtail_f64;
 pub mod mask;
 pub mod matmul;
 mod module;

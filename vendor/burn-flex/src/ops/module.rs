@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_transpose, deform_conv, interpolate, longtail_kernels, pool};
+use crate::ops::{conv, conv_transpose, deform_conv, interpolate, longtail_f64, longtail_kernels, pool};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -81,13 +81,17 @@ impl ModuleOps<Flex> for Flex {
         }
     }
 
-    // longtail patch: gradients and batch norm through `longtail_kernels`.
+    // longtail patch: gradients and batch norm through `longtail_kernels` (`f64` through the
+    // loops of `longtail_f64`).
     fn conv2d_x_backward(
         x: FloatTensor<Flex>,
         weight: FloatTensor<Flex>,
         output_grad: FloatTensor<Flex>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
+        if x.dtype() == DType::F64 {
+            return longtail_f64::conv2d_x_backward(x, weight, output_grad, &options);
+        }
         longtail_kernels::conv2d_x_backward(x, weight, output_grad, &options)
     }
 
@@ -97,6 +101,9 @@ impl ModuleOps<Flex> for Flex {
         output_grad: FloatTensor<Flex>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
+        if x.dtype() == DType::F64 {
+            return longtail_f64::conv2d_weight_backward(x, weight, output_grad, &options);
+        }
         longtail_kernels::conv2d_weight_backward(x, weight, output_grad, &options)
     }
 
@@ -108,6 +115,9 @@ impl ModuleOps<Flex> for Flex {
         variance: FloatTensor<Flex>,
         epsilon: f64,
     ) -> FloatTensor<Flex> {
+        if x.dtype() == DType::F64 {
+            return longtail_f64::batch_norm(x, gamma, beta, mean, variance, epsilon);
+        }
         longtail_kernels::batch_norm(x, gamma, beta, mean, variance, epsilon)
     }
 
@@ -117,7 +127,11 @@ impl ModuleOps<Flex> for Flex {
         beta: FloatTensor<Flex>,
         epsilon: f64,
     ) -> BatchNormTrain<Flex> {
-        let (output, mean, variance) = longtail_kernels::batch_norm_train(x, gamma, beta, epsilon);
+        let (output, mean, variance) = if x.dtype() == DType::F64 {
+            longtail_f64::batch_norm_train(x, gamma, beta, epsilon)
+        } else {
+            longtail_kernels::batch_norm_train(x, gamma, beta, epsilon)
+        };
         BatchNormTrain::new(output, mean, variance)
     }
 
@@ -129,8 +143,11 @@ impl ModuleOps<Flex> for Flex {
         epsilon: f64,
         output_grad: FloatTensor<Flex>,
     ) -> BatchNormTrainBackward<Flex> {
-        let (x_grad, gamma_grad, beta_grad) =
-            longtail_kernels::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
+        let (x_grad, gamma_grad, beta_grad) = if x.dtype() == DType::F64 {
+            longtail_f64::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad)
+        } else {
+            longtail_kernels::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad)
+        };
         BatchNormTrainBackward::new(x_grad, gamma_grad, beta_grad)
     }
 
