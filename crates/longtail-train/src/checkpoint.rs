@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use burn::optim::ModuleOptimizer;
+use burn::tensor::Device;
 use longtail_models::{Network, weights};
 
 use crate::error::{Result, TrainError};
@@ -138,12 +139,14 @@ impl Checkpointer<'_> {
         }
     }
 
-    /// The network and optimizer where stage `stage`'s last committed epoch left them.
-    pub fn load_epoch(&self, state: &RunState, network: Network, optim: ModuleOptimizer, stage: usize) -> Result<(Network, ModuleOptimizer)> {
+    /// The network and optimizer where stage `stage`'s last committed epoch left them, the
+    /// optimizer's state on `device` (the run's: Burn's own `load` would use the default device,
+    /// the first GPU backend compiled in; vendor/burn-optim/PATCHES.md).
+    pub fn load_epoch(&self, state: &RunState, network: Network, optim: ModuleOptimizer, stage: usize, device: &Device) -> Result<(Network, ModuleOptimizer)> {
         let (w, o) = self.load_ref(state, stage)?;
         let o = o.ok_or_else(|| TrainError::Run(format!("{}: the last checkpoint of stage {stage} has no optimizer state", self.dir.root.display())))?;
         let network = weights::load(network, &w)?;
-        let optim = optim.load(&o).map_err(|e| TrainError::io("read", &o, e))?;
+        let optim = optim.load_on(&o, &device.clone().without_autodiff()).map_err(|e| TrainError::io("read", &o, e))?;
         Ok((network, optim))
     }
 

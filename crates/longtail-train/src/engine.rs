@@ -419,7 +419,7 @@ impl<'a> Run<'a> {
         // a stage without epochs (post-hoc) whose network was committed before a stop
         let post_hoc_done = stage.epochs == 0 && self.state.checkpoint.as_ref().is_some_and(|r| r.stage == s);
         if self.state.next_epoch > 0 {
-            (network, optim) = ckpt.load_epoch(&self.state, network, optim, s)?;
+            (network, optim) = ckpt.load_epoch(&self.state, network, optim, s, device)?;
         } else if post_hoc_done {
             network = ckpt.load_stage_end(&self.state, network, s)?;
         }
