@@ -82,6 +82,17 @@ pub struct Slice {
     pub batches: Vec<HostBatch>,
 }
 
+/// A replica of `network` on `device` for a slice after the first: the same weights (no copy on
+/// the same device) as fresh autodiff leaves, so its forward and backward pass build a graph of
+/// their own. Sharing the network's parameter nodes (a plain clone) merges every replica's graph
+/// into one that several threads build and consume at once, and Burn 0.22.1's graph bookkeeping
+/// is not safe for that: a concurrent `backward()` can remove steps of another thread's graph
+/// (tracel-ai/burn#5573), which CI once hit as "graph tape has already been consumed" in a
+/// two-slice data-parallel mixup run on one CPU device.
+pub fn replica_of(network: &Network, device: &Device) -> Network {
+    network.clone().fork(device)
+}
+
 /// Runs `loss_of(i, replica, batches, rng)` for every slice `i` on its device (in
 /// parallel, one thread per slice), weights each slice's mean loss by its share of the batch,
 /// back-propagates `loss_scale` times that (1 without fp16 loss scaling), and sums the gradients
@@ -94,7 +105,7 @@ where
     let total: usize = slices.iter().map(|s| s.batches.first().map_or(0, HostBatch::len)).sum();
     let seeds: Vec<u64> = slices.iter().map(|_| rng.next_u64()).collect();
     let work = |i: usize, slice: Slice| -> Result<(Tensor<1>, Tensor<2>, Tensor<1, Int>, GradientsParams)> {
-        let replica = if slice.device == *main { network.clone() } else { network.clone().fork(&slice.device) };
+        let replica = if i == 0 && slice.device == *main { network.clone() } else { replica_of(network, &slice.device) };
         let share = slice.batches.first().map_or(0, HostBatch::len) as f64 / total as f64;
         let batches = slice.batches.into_iter().map(|b| upload(b, &slice.device)).collect();
         let mut slice_rng = ChaCha8Rng::seed_from_u64(seeds[i]);
@@ -218,6 +229,28 @@ mod tests {
         let probe = batch(&[(true, 0), (false, 0)]);
         let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(probe.images, probe.shape), &device);
         (net.forward(x).logits.into_data().try_to_vec::<f32>().unwrap(), loss)
+    }
+
+    /// A replica on the network's own device shares its weights but none of its autodiff nodes:
+    /// the replica's backward pass gives gradients for the replica's parameters and none for the
+    /// network's (a plain clone would give the network's too: one graph shared by two threads).
+    #[test]
+    fn a_replica_on_the_same_device_builds_a_graph_of_its_own() {
+        let device = Device::flex().autodiff();
+        let net = ModelConfig::new(Arch::Resnet8, 1, 2, HeadConfig::Linear).init(0, &device).unwrap();
+        let b = batch(&[(true, 0), (false, 1)]);
+        let x = || Tensor::<4>::from_data(burn::tensor::TensorData::new(b.images.clone(), b.shape), &device);
+        let targets = Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(vec![0i64, 1], [2]), &device);
+        let replica = replica_of(&net, &device);
+        let loss = cross_entropy(replica.forward(x()).logits, targets.clone()).mean();
+        let grads = loss.backward();
+        let own = GradientsParams::from_grads(grads, &replica);
+        assert!(!own.is_empty(), "the replica's own parameters get gradients");
+        let shared = GradientsParams::from_grads(cross_entropy(replica.forward(x()).logits, targets).mean().backward(), &net);
+        assert!(shared.is_empty(), "{} of the network's parameters got gradients from the replica's graph", shared.len());
+        let same: Vec<f32> = replica.forward(x()).logits.into_data().try_to_vec().unwrap();
+        let want: Vec<f32> = net.forward(x()).logits.into_data().try_to_vec().unwrap();
+        assert_eq!(same, want, "the replica computes with the network's weights");
     }
 
     /// Two slices whose batch-norm statistics equal the whole batch's (each holds x and y in equal
