@@ -12,6 +12,14 @@ pub fn inverse_frequency_weights(counts: &[usize]) -> Vec<f64> {
     normalize_to_classes(counts.iter().map(|&n| 1.0 / n as f64).collect())
 }
 
+/// DisAlign's generalised re-weighting (Zhang et al. 2021, Eq. 6; the authors'
+/// `GRWCrossEntropyLoss`): `w_j ∝ 1 / r_j^p` with `r_j = n_j / N`, scaled to sum to the number of
+/// classes (`p` = 1 is inverse frequency, `p` = 0 no re-weighting). An empty class gets 0.
+pub fn generalized_reweighting_weights(counts: &[usize], p: f64) -> Vec<f64> {
+    let total: usize = counts.iter().sum();
+    normalize_to_classes(counts.iter().map(|&n| if n == 0 { 0.0 } else { (n as f64 / total as f64).powf(-p) }).collect())
+}
+
 fn normalize_to_classes(raw: Vec<f64>) -> Vec<f64> {
     let sum: f64 = raw.iter().sum();
     let classes = raw.len() as f64;

@@ -23,6 +23,9 @@ pub enum ClassWeighting {
     InverseFrequency,
     /// `w_j ∝ (1 - beta) / (1 - beta^n_j)` (Cui et al. 2019), normalised to sum to `C`.
     EffectiveNumber { beta: f64 },
+    /// `w_j ∝ (n_j / N)^-p` (DisAlign's generalised re-weighting, Eq. 6), normalised to sum to
+    /// `C`; the authors' ImageNet-LT config: `p` = 1.2.
+    Generalized { p: f64 },
 }
 
 impl ClassWeighting {
@@ -35,6 +38,7 @@ impl ClassWeighting {
         match self {
             ClassWeighting::InverseFrequency => longtail_core::class_stats::inverse_frequency_weights(counts),
             ClassWeighting::EffectiveNumber { beta } => longtail_core::class_stats::effective_number_weights(counts, *beta),
+            ClassWeighting::Generalized { p } => longtail_core::class_stats::generalized_reweighting_weights(counts, *p),
         }
     }
 }

@@ -355,8 +355,10 @@ fn q_rows(t: &Tensor<2>) -> usize {
 }
 
 fn weights(w: &ClassWeighting, counts: &[usize], name: &'static str) -> Result<Vec<f64>, LossError> {
-    if let ClassWeighting::EffectiveNumber { beta } = w {
-        check((0.0..1.0).contains(beta), name, format!("beta must be in [0, 1), got {beta}"))?;
+    match w {
+        ClassWeighting::EffectiveNumber { beta } => check((0.0..1.0).contains(beta), name, format!("beta must be in [0, 1), got {beta}"))?,
+        ClassWeighting::Generalized { p } => check(p.is_finite() && *p >= 0.0, name, format!("p must be >= 0, got {p}"))?,
+        ClassWeighting::InverseFrequency => {}
     }
     Ok(w.weights(counts))
 }

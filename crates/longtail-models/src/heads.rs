@@ -8,8 +8,10 @@
 //! | tau-norm | `(w_j / ‖w_j‖^tau)^T f` (no bias, as in Kang et al.'s code) | decoupled tau-norm |
 //! | dual | a plain and a re-weighting linear head; prediction `(1-l) z_C + l z_R` | HRDC |
 //! | coarse + fine | two linear heads (coarse and fine classes); prediction = fine | MGKT-MFF |
+//! | causal norm | multi-head normalised `tau/K sum_k (x^k/‖x^k‖)^T w^k_j/(‖w^k_j‖+gamma)`; test: TDE | De-confound-TDE |
+//! | DisAlign | frozen linear `z`, gate `sigma(v^T f + c)`: `(1 + sigma s) z + sigma b` | DisAlign stage II |
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, RunningState};
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use longtail_core::capabilities::{AuxHead, Logits, Provides};
@@ -45,13 +47,82 @@ pub enum HeadConfig {
     CoarseFine {
         num_coarse: usize,
     },
+    /// De-confound-TDE's causal normalised classifier (Tang et al. 2020, `CausalNormClassifier.py`).
+    CausalNorm(CausalNormConfig),
+    /// DisAlign's adaptive calibration on a linear classifier (Zhang et al. 2021, Eq. 3).
+    #[serde(rename = "disalign")]
+    DisAlign,
+}
+
+/// The causal normalised classifier's settings; defaults are the authors' yaml files'.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CausalNormConfig {
+    /// `K`: the feature and every class weight are cut into `K` equal parts (`num_head`, 2).
+    #[serde(default = "default_causal_heads")]
+    pub heads: usize,
+    /// `tau` (16): the logits are `tau / K` times a sum of `K` cosines.
+    #[serde(default = "default_causal_tau")]
+    pub tau: f64,
+    /// `gamma` (1/32): the weight norm's offset, `w / (‖w‖ + gamma)`.
+    #[serde(default = "default_causal_gamma")]
+    pub gamma: f64,
+    /// `alpha`: how much of the head direction TDE removes at test time (0: none, plain causal
+    /// norm). CIFAR-10-LT 1.0, CIFAR-100-LT 1.5, ImageNet-LT and Places-LT 3.0 in the authors'
+    /// configs. Not used in training: it can be changed on a trained model.
+    pub alpha: f64,
+    /// `mu` (0.9): the moving feature sum `x̄ <- mu x̄ + mean(batch features)`.
+    #[serde(default = "default_causal_momentum")]
+    pub momentum: f64,
+    /// The authors' `run_networks.py` outside CIFAR: each epoch,
+    /// `mu = 1 - (1 - momentum) min(50 lr, 1)` (the moving sum slows down as the lr decays).
+    #[serde(default)]
+    pub momentum_follows_lr: bool,
+}
+
+fn default_causal_heads() -> usize {
+    2
+}
+fn default_causal_tau() -> f64 {
+    16.0
+}
+fn default_causal_gamma() -> f64 {
+    1.0 / 32.0
+}
+fn default_causal_momentum() -> f64 {
+    0.9
+}
+
+impl CausalNormConfig {
+    /// The authors' defaults with the given `alpha`.
+    pub fn with_alpha(alpha: f64) -> Self {
+        Self { heads: 2, tau: 16.0, gamma: 1.0 / 32.0, alpha, momentum: 0.9, momentum_follows_lr: false }
+    }
+
+    /// Checks the numbers against the feature width `d`, naming the field at fault.
+    pub fn validate(&self, d: usize) -> Result<(), String> {
+        if self.heads == 0 || !d.is_multiple_of(self.heads) {
+            return Err(format!("head.heads must divide the feature width {d}, got {}", self.heads));
+        }
+        let positive = [("tau", self.tau), ("gamma", self.gamma)];
+        if let Some((k, v)) = positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            return Err(format!("head.{k} must be > 0, got {v}"));
+        }
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err(format!("head.alpha must be >= 0, got {}", self.alpha));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!("head.momentum must be in [0, 1), got {}", self.momentum));
+        }
+        Ok(())
+    }
 }
 
 impl HeadConfig {
     /// What the head provides to a loss (`LossSpec::needs` in longtail-losses).
     pub fn provides(&self) -> Provides {
         match self {
-            HeadConfig::Linear | HeadConfig::Lws | HeadConfig::TauNorm { .. } => Provides::LINEAR,
+            HeadConfig::Linear | HeadConfig::Lws | HeadConfig::TauNorm { .. } | HeadConfig::CausalNorm(_) | HeadConfig::DisAlign => Provides::LINEAR,
             HeadConfig::Cosine => Provides { logits: Logits::Cosine, aux: None },
             HeadConfig::Dual { .. } => Provides { logits: Logits::Linear, aux: Some(AuxHead::Reweighting) },
             HeadConfig::CoarseFine { .. } => Provides { logits: Logits::Linear, aux: Some(AuxHead::Coarse) },
@@ -76,6 +147,13 @@ pub(crate) fn linear(init: &mut Init, d_in: usize, d_out: usize, how: LinearInit
         weight = init.kaiming_normal([d_in, d_out], d_in);
     }
     Linear { weight, bias: Some(bias) }
+}
+
+/// `‖x‖_2` along `dim` (kept), with gradient 0 at an all-zero row (see [`l2_normalize`]).
+fn safe_norm<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
+    let squares = x.powi_scalar(2).sum_dim(dim);
+    let zero = squares.clone().equal_elem(0.0);
+    squares.mask_fill(zero.clone(), 1.0).sqrt().mask_fill(zero, 0.0)
 }
 
 /// A plain linear classifier.
@@ -144,6 +222,152 @@ pub struct CoarseFineHead {
     pub fine: Linear,
 }
 
+/// De-confound-TDE's causal normalised classifier (Tang et al., NeurIPS 2020, Eqs. 6-7 and the
+/// authors' `CausalNormClassifier.py`); weight `[D, C]`, no bias.
+///
+/// Training logits: `tau/K sum_k (x^k/‖x^k‖)^T w^k_j / (‖w^k_j‖ + gamma)` over the `K` equal parts
+/// of the feature `x` and of each class weight `w_j`; every training forward (on an autodiff
+/// device) also moves the feature sum `x̄ <- mu x̄ + mean_batch(x)` (detached; the code keeps no
+/// `1 - mu` factor, and only its direction is used). Test logits (TDE, Eq. 7): the same with each
+/// part `x̂^k = x^k/‖x^k‖` replaced by `x̂^k - alpha cos(x̂^k, x̄^k) x̄^k/‖x̄^k‖`.
+#[derive(Module, Debug)]
+pub struct CausalNormHead {
+    pub weight: Param<Tensor<2>>,
+    /// The moving feature sum `x̄` (the code's `embed_mean`), saved with the weights.
+    pub running_mean: RunningState<Tensor<1>>,
+    pub heads: usize,
+    pub tau: f64,
+    pub gamma: f64,
+    pub alpha: f64,
+    pub momentum: f64,
+    pub momentum_follows_lr: bool,
+    /// The `mu` in use this epoch (`momentum`, or its learning-rate-scaled value).
+    pub mu: f64,
+}
+
+impl CausalNormHead {
+    pub fn init(config: &CausalNormConfig, init: &mut Init, d_in: usize, num_classes: usize) -> Self {
+        // the code's reset_parameters: U(-1/sqrt(D), 1/sqrt(D))
+        let bound = 1.0 / (d_in as f64).sqrt();
+        Self {
+            weight: init.uniform([d_in, num_classes], -bound, bound),
+            running_mean: RunningState::new(Tensor::zeros([d_in], init.device())),
+            heads: config.heads,
+            tau: config.tau,
+            gamma: config.gamma,
+            alpha: config.alpha,
+            momentum: config.momentum,
+            momentum_follows_lr: config.momentum_follows_lr,
+            mu: config.momentum,
+        }
+    }
+
+    pub fn config(&self) -> CausalNormConfig {
+        CausalNormConfig {
+            heads: self.heads,
+            tau: self.tau,
+            gamma: self.gamma,
+            alpha: self.alpha,
+            momentum: self.momentum,
+            momentum_follows_lr: self.momentum_follows_lr,
+        }
+    }
+
+    /// The `K` parts of each row of `x` (`[N, D]` to `K` times `[N, D/K]`), L2-normalised.
+    fn normalized_parts(&self, x: Tensor<2>) -> Vec<Tensor<2>> {
+        let width = x.dims()[1] / self.heads;
+        (0..self.heads).map(|k| l2_normalize(x.clone().narrow(1, k * width, width), 1)).collect()
+    }
+
+    /// The `K` parts of the weight, each class column divided by `‖w^k_j‖ + gamma`.
+    fn weight_parts(&self) -> Vec<Tensor<2>> {
+        let w = self.weight.val();
+        let width = w.dims()[0] / self.heads;
+        (0..self.heads)
+            .map(|k| {
+                let part = w.clone().narrow(0, k * width, width);
+                part.clone() / safe_norm(part, 0).add_scalar(self.gamma)
+            })
+            .collect()
+    }
+
+    fn logits_of(&self, parts: Vec<Tensor<2>>) -> Tensor<2> {
+        let scale = self.tau / self.heads as f64;
+        let terms = parts.into_iter().zip(self.weight_parts()).map(|(x, w)| x.matmul(w));
+        terms.reduce(|a, b| a + b).expect("at least one part").mul_scalar(scale)
+    }
+
+    /// Training logits; on an autodiff device the feature sum moves too.
+    pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
+        if features.device().is_autodiff() {
+            let batch_mean = features.clone().detach().mean_dim(0).squeeze_dim::<1>(0);
+            let sum = self.running_mean.value_sync().to_device(&features.device());
+            self.running_mean.update((sum.mul_scalar(self.mu) + batch_mean).detach());
+        }
+        self.logits_of(self.normalized_parts(features))
+    }
+
+    /// Test logits: the total direct effect (Eq. 7), or the training logits when `alpha` is 0.
+    pub fn predict(&self, features: Tensor<2>) -> Tensor<2> {
+        if self.alpha == 0.0 {
+            return self.logits_of(self.normalized_parts(features));
+        }
+        let device = features.device();
+        let mean = self.running_mean.value_sync().to_device(&device).unsqueeze_dim::<2>(0);
+        let parts = self.normalized_parts(features).into_iter().zip(self.normalized_parts(mean));
+        let removed = parts.map(|(x, c)| {
+            let cos = (x.clone() * c.clone()).sum_dim(1);
+            x - cos.mul_scalar(self.alpha) * c
+        });
+        self.logits_of(removed.collect())
+    }
+
+    /// Sets this epoch's `mu` from its learning rate (when `momentum_follows_lr`).
+    pub fn at_learning_rate(mut self, lr: f64) -> Self {
+        if self.momentum_follows_lr {
+            self.mu = 1.0 - (1.0 - self.momentum) * (lr * 50.0).min(1.0);
+        }
+        self
+    }
+}
+
+/// DisAlign's adaptive calibration function on a frozen linear classifier (Zhang et al., CVPR
+/// 2021), as the authors' `DisAlignLinear` (cvpods) computes it: `z = W^T f + b`, the confidence
+/// `sigma = sigmoid(v^T f + c)`, logits `(1 + sigma s) z + sigma t` with per-class `s` (init 1)
+/// and `t` (init 0). The paper writes `sigma (s z + t) + (1 - sigma) z` (identity at `s` = 1, `t`
+/// = 0); the two are the same family of functions (code `s` = paper `s` - 1) started at
+/// different points: the code starts at `(1 + sigma) z`.
+#[derive(Module, Debug)]
+pub struct DisAlignHead {
+    pub fc: Linear,
+    /// The confidence layer `v, c` (`Linear(D, 1)`: weight 0.1, PyTorch's default bias).
+    pub confidence: Linear,
+    pub scale: Param<Tensor<1>>,
+    pub shift: Param<Tensor<1>>,
+}
+
+impl DisAlignHead {
+    /// The calibration on `fc` as the code starts it.
+    pub fn on(fc: Linear, init: &mut Init) -> Self {
+        let (d, c) = (fc.weight.dims()[0], fc.weight.dims()[1]);
+        let (_, bias) = init.linear_default(d, 1);
+        let confidence = Linear { weight: init.constant([d, 1], 0.1), bias: Some(bias) };
+        Self { fc, confidence, scale: init.constant([c], 1.0), shift: init.constant([c], 0.0) }
+    }
+
+    /// The confidence `sigmoid(v^T f + c)`, `[N, 1]`.
+    pub fn confidence(&self, features: Tensor<2>) -> Tensor<2> {
+        burn::tensor::activation::sigmoid(self.confidence.forward(features))
+    }
+
+    pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
+        let z = self.fc.forward(features.clone());
+        let sigma = self.confidence(features);
+        let gain = (sigma.clone() * self.scale.val().unsqueeze_dim(0)).add_scalar(1.0);
+        gain * z + sigma * self.shift.val().unsqueeze_dim(0)
+    }
+}
+
 /// Any head.
 #[derive(Module, Debug)]
 pub enum Head {
@@ -153,6 +377,8 @@ pub enum Head {
     TauNorm(TauNormHead),
     Dual(DualHead),
     CoarseFine(CoarseFineHead),
+    CausalNorm(CausalNormHead),
+    DisAlign(DisAlignHead),
 }
 
 /// What a head gives back during training.
@@ -174,6 +400,8 @@ impl Head {
             Head::TauNorm(_) => "tau-norm",
             Head::Dual(_) => "dual",
             Head::CoarseFine(_) => "coarse + fine",
+            Head::CausalNorm(_) => "causal norm",
+            Head::DisAlign(_) => "DisAlign",
         }
     }
 
@@ -191,6 +419,11 @@ impl Head {
             HeadConfig::CoarseFine { num_coarse } => {
                 Head::CoarseFine(CoarseFineHead { coarse: linear(init, d_in, *num_coarse, how), fine: linear(init, d_in, num_classes, how) })
             }
+            HeadConfig::CausalNorm(c) => Head::CausalNorm(CausalNormHead::init(c, init, d_in, num_classes)),
+            HeadConfig::DisAlign => {
+                let fc = linear(init, d_in, num_classes, how);
+                Head::DisAlign(DisAlignHead::on(fc, init))
+            }
         }
     }
 
@@ -204,6 +437,8 @@ impl Head {
             Head::TauNorm(h) => single(features.matmul(h.normalized_weight())),
             Head::Dual(h) => HeadOutput { logits: h.plain.forward(features.clone()), aux: Some(h.reweight.forward(features)) },
             Head::CoarseFine(h) => HeadOutput { logits: h.fine.forward(features.clone()), aux: Some(h.coarse.forward(features)) },
+            Head::CausalNorm(h) => single(h.forward(features)),
+            Head::DisAlign(h) => single(h.forward(features)),
         }
     }
 
@@ -214,6 +449,7 @@ impl Head {
                 let l = h.reweight_weight;
                 h.plain.forward(features.clone()) * (1.0 - l) + h.reweight.forward(features) * l
             }
+            Head::CausalNorm(h) => h.predict(features),
             other => other.forward(features).logits,
         }
     }
@@ -227,6 +463,16 @@ impl Head {
             Head::TauNorm(h) => HeadConfig::TauNorm { tau: h.tau },
             Head::Dual(h) => HeadConfig::Dual { reweight_weight: h.reweight_weight },
             Head::CoarseFine(h) => HeadConfig::CoarseFine { num_coarse: h.coarse.weight.dims()[1] },
+            Head::CausalNorm(h) => HeadConfig::CausalNorm(h.config()),
+            Head::DisAlign(_) => HeadConfig::DisAlign,
+        }
+    }
+
+    /// The head for this epoch's learning rate (TDE's learning-rate-scaled moving average).
+    pub fn at_learning_rate(self, lr: f64) -> Self {
+        match self {
+            Head::CausalNorm(h) => Head::CausalNorm(h.at_learning_rate(lr)),
+            other => other,
         }
     }
 

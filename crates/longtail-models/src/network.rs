@@ -140,6 +140,7 @@ impl ModelConfig {
                 return err(format!("head.num_coarse must be at least 2, got {num_coarse}"));
             }
             HeadConfig::TauNorm { tau } if !tau.is_finite() || *tau < 0.0 => return err(format!("head.tau must be >= 0, got {tau}")),
+            HeadConfig::CausalNorm(c) => c.validate(self.feature_dim()).map_err(ModelError::Config)?,
             _ => {}
         }
         if let Some(w) = self.feature_fusion {
@@ -346,6 +347,15 @@ impl Network {
                 "the feature-fusion model's classifier is a cosine classifier over the fused features; it cannot take a {} head",
                 other.kind_name()
             ))),
+        }
+    }
+
+    /// The network for an epoch trained at learning rate `lr` (TDE's moving average may follow
+    /// it); every other model is returned as it is.
+    pub fn at_learning_rate(self, lr: f64) -> Self {
+        match self {
+            Network::Classifier(m) => Network::Classifier(Classifier { backbone: m.backbone, head: m.head.at_learning_rate(lr) }),
+            other => other,
         }
     }
 

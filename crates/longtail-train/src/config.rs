@@ -164,6 +164,10 @@ pub enum HeadChange {
     TauNorm { tau: f64 },
     /// Post-hoc logit adjustment `z - tau log pi` folded into the bias (Menon et al. 2021).
     LogitAdjust { tau: f64 },
+    /// DisAlign's adaptive calibration function on the frozen linear classifier (Zhang et al.
+    /// 2021); only the per-class scale and shift and the confidence layer train.
+    #[serde(rename = "disalign")]
+    DisAlign,
 }
 
 impl HeadChange {
@@ -172,7 +176,9 @@ impl HeadChange {
     pub fn needs(&self) -> Needs {
         match self {
             HeadChange::Keep | HeadChange::Reinit => Needs::default(),
-            HeadChange::Lws | HeadChange::TauNorm { .. } | HeadChange::LogitAdjust { .. } => Needs { logits: Some(Logits::Linear), ..Needs::default() },
+            HeadChange::Lws | HeadChange::TauNorm { .. } | HeadChange::LogitAdjust { .. } | HeadChange::DisAlign => {
+                Needs { logits: Some(Logits::Linear), ..Needs::default() }
+            }
         }
     }
 
@@ -183,6 +189,7 @@ impl HeadChange {
             HeadChange::Lws => "LWS",
             HeadChange::TauNorm { .. } => "tau-norm",
             HeadChange::LogitAdjust { .. } => "post-hoc logit adjustment",
+            HeadChange::DisAlign => "DisAlign",
         }
     }
 }

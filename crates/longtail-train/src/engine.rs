@@ -473,6 +473,7 @@ impl<'a> Run<'a> {
         let drw_on = stage.drw.as_ref().is_some_and(|d| epoch >= d.from_epoch);
         let mut totals = EpochTotals { loss_sum: Tensor::zeros([1], &plain), correct: Tensor::zeros([1], &plain), seen: 0, lr: 0.0 };
         let at = Position { stage: &stage.name, index: s, stages: config.stages.len(), epoch, epochs: stage.epochs };
+        network = network.at_learning_rate(stage.lr.rate(epoch, stage.epochs, 0, setup.steps));
         for (step, batch) in main.enumerate() {
             let batch: HostBatch = batch?;
             let n = batch.len();

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use longtail_data::longtail::Selection;
 use longtail_data::{DataConfig, SamplerSpec};
 use longtail_losses::{BranchSchedule, ClassWeighting, FocalForm, LevelSplit, LossSpec, SmoothingShape};
+use longtail_models::heads::CausalNormConfig;
 use longtail_models::{Arch, HeadConfig, ModelConfig};
 
 use crate::config::{
@@ -189,11 +190,56 @@ fn lade(b: &mut Build) -> Vec<StageConfig> {
         _ => (0.1, 0.01),
     };
     if b.dataset.is_cifar() {
-        let r = &mut b.recipe;
-        (r.batch_size, r.weight_decay) = (256, 5e-4);
-        r.lr = LrConfig { base: 0.2, warmup_epochs: 5, warmup_per_step: false, decay: Decay::Steps { at: vec![120, 160], factors: vec![0.01, 0.0001] } };
+        tde_codebase_cifar_recipe(&mut b.recipe);
     }
     vec![b.stage1("lade", LossSpec::Lade { alpha, lambda })]
+}
+
+/// The CIFAR-LT schedule of Tang et al.'s codebase (`config/CIFAR*_LT/causal_norm_32.yaml`),
+/// which LADE's code keeps: batch 256, lr 0.2 with a 5-epoch linear warm-up, x0.01 at 120 and
+/// x0.0001 at 160 of 200, weight decay 5e-4.
+fn tde_codebase_cifar_recipe(r: &mut TrainRecipe) {
+    (r.batch_size, r.weight_decay) = (256, 5e-4);
+    r.lr = LrConfig { base: 0.2, warmup_epochs: 5, warmup_per_step: false, decay: Decay::Steps { at: vec![120, 160], factors: vec![0.01, 0.0001] } };
+}
+
+/// De-confound-TDE (Tang et al. 2020): CE on the causal normalised classifier, TDE at test time.
+/// alpha from the authors' yaml files (CIFAR-10-LT 1.0, CIFAR-100-LT 1.5, ImageNet-LT and
+/// Places-LT 3.0; Fashion-MNIST-LT takes CIFAR-10-LT's, iNaturalist ImageNet-LT's). The moving
+/// average's momentum follows the learning rate outside CIFAR, as `run_networks.py` does.
+fn tde(b: &mut Build) -> Vec<StageConfig> {
+    let alpha = match b.dataset {
+        Dataset::Cifar10Lt | Dataset::FashionMnistLt => 1.0,
+        Dataset::Cifar100Lt => 1.5,
+        _ => 3.0,
+    };
+    b.model.head = HeadConfig::CausalNorm(CausalNormConfig { momentum_follows_lr: !b.small(), ..CausalNormConfig::with_alpha(alpha) });
+    if b.dataset.is_cifar() {
+        tde_codebase_cifar_recipe(&mut b.recipe);
+    }
+    if matches!(b.dataset, Dataset::ImagenetLt | Dataset::PlacesLt) {
+        // config/{ImageNet_LT,Places_LT}/causal_norm.yaml: ResNeXt-50 from scratch, batch 512,
+        // lr 0.2, cosine to 0 over 90 epochs, weight decay 5e-4
+        b.model.arch = Arch::Resnext50_32x4d;
+        (b.recipe.epochs, b.recipe.batch_size, b.recipe.lr, b.recipe.weight_decay) = (90, 512, LrConfig::cosine(0.2, 0.0), 5e-4);
+    }
+    vec![b.stage1("tde", LossSpec::Ce)]
+}
+
+/// DisAlign (Zhang et al. 2021) stage II on the CE run, as the authors' ImageNet-LT config
+/// (`resx50...90e.disalign.10e`): the adaptive calibration on the frozen classifier, generalised
+/// re-weighting with `p` = 1.2, instance sampling, cosine from stage I's rate over 10 epochs (the
+/// small benchmarks keep their stage-II length), weight decay 5e-4. Batch norms keep updating
+/// their statistics: the code freezes the parameters but trains in `model.train()` mode.
+fn disalign(b: &mut Build) -> Vec<StageConfig> {
+    b.init_from = Some(b.source("ce"));
+    let part =
+        Stage2 { sampler: SamplerSpec::Instance, lr: b.recipe.lr.base, weight_decay: 5e-4, train: Trainable::ClassifierShiftBn, head: HeadChange::DisAlign };
+    let mut s = b.stage2("disalign", LossSpec::WeightedCe { weighting: ClassWeighting::Generalized { p: 1.2 } }, part);
+    if !b.small() {
+        s.epochs = 10;
+    }
+    vec![s]
 }
 
 /// Remix (Chou et al. 2020) on mixup's stage I, kappa 3, tau 0.5 (the paper's values), alpha 1.
@@ -435,6 +481,13 @@ pub const METHODS: &[Method] = &[
     },
     Method { name: "lade", title: "LADE", paper: "Hong et al., LADE (CVPR 2021)", stages: "1: LADE (PriorCE + LADER)", build: |b| Ok(lade(b)) },
     Method {
+        name: "tde",
+        title: "De-confound-TDE",
+        paper: "Tang et al., De-confound-TDE (NeurIPS 2020)",
+        stages: "1: CE on the causal normalised classifier, TDE inference",
+        build: |b| Ok(tde(b)),
+    },
+    Method {
         name: "mislas",
         title: "MiSLAS",
         paper: "Zhong et al., MiSLAS (CVPR 2021)",
@@ -454,6 +507,13 @@ pub const METHODS: &[Method] = &[
         paper: KANG,
         stages: "2: CE run, LWS (class-balanced)",
         build: |b| Ok(decoupled(b, "lws", HeadChange::Lws)),
+    },
+    Method {
+        name: "disalign",
+        title: "DisAlign",
+        paper: "Zhang et al., DisAlign (CVPR 2021)",
+        stages: "2: CE run, adaptive calibration + generalised re-weighting",
+        build: |b| Ok(disalign(b)),
     },
     Method {
         name: "tau-norm",

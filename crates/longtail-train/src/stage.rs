@@ -5,7 +5,8 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::Device;
 use longtail_losses::functional::constant;
-use longtail_models::heads::{LinearHead, LwsHead, TauNormHead};
+use longtail_models::heads::{DisAlignHead, LinearHead, LwsHead, TauNormHead};
+use longtail_models::init::Init;
 use longtail_models::{Head, ModelConfig, Network};
 
 use crate::config::{HeadChange, StageConfig, Trainable};
@@ -47,6 +48,11 @@ pub fn change_head(network: Network, change: &HeadChange, model: &ModelConfig, c
             fc.bias = Some(Param::from_tensor((bias - constant(&log_prior, device)).detach()));
             network.with_head(Head::Linear(LinearHead { fc }))?
         }
+        HeadChange::DisAlign => {
+            let fc = linear_of(&network)?;
+            let mut init = Init::new(longtail_core::streams::head_seed(seed, stage), device);
+            network.with_head(Head::DisAlign(DisAlignHead::on(fc, &mut init)))?
+        }
     })
 }
 
@@ -58,12 +64,14 @@ pub fn set_trainable(network: Network, stage: &StageConfig) -> Network {
         Trainable::Classifier => network.freeze_backbones(false),
         Trainable::ClassifierShiftBn => network.freeze_backbones(true),
     };
-    // LWS learns only the scales on top of the linear classifier.
+    // LWS learns only the scales on top of the linear classifier, DisAlign only its calibration.
     match network {
         Network::Classifier(mut c) => {
-            if let Head::Lws(h) = c.head {
-                c.head = Head::Lws(LwsHead { fc: h.fc.no_grad(), scales: h.scales });
-            }
+            c.head = match c.head {
+                Head::Lws(h) => Head::Lws(LwsHead { fc: h.fc.no_grad(), scales: h.scales }),
+                Head::DisAlign(h) => Head::DisAlign(DisAlignHead { fc: h.fc.no_grad(), ..h }),
+                other => other,
+            };
             Network::Classifier(c)
         }
         other => other,
