@@ -323,7 +323,7 @@ fn assert_close64(what: &str, got: &[f64], want: &[f64], tol: f64) {
 #[test]
 fn f64_tensors_keep_f64_precision() {
     let d = Device::flex().autodiff();
-    for case in [BASE, Case { stride: [2, 1], pad: [(0, 2), (1, 0)], n: 3, ..BASE }, Case { groups: 2, c: 4, o: 2, kh: 1, kw: 2, ..BASE }] {
+    for case in [BASE, Case { stride: [2, 1], pad: [(0, 2), (1, 0)], n: 3, ..BASE }, Case { groups: 2, c: 4, o: 2, kh: 1, kw: 2, dilation: [1, 2], ..BASE }] {
         let (oh, ow) = case.out();
         let x = values(case.n * case.c * case.h * case.w, 21);
         let wt = values(case.o * (case.c / case.groups) * case.kh * case.kw, 22);

@@ -2,8 +2,8 @@
 //!
 //! Each step's batch is cut into contiguous slices, one per device, as even as possible. Every
 //! device runs the forward and backward pass of its slice on its own replica of the network (the
-//! network itself on the first device and any other slice on that same device, a fork of it on
-//! each other device) in its own thread, with its own copy of the loss's constants; each slice's
+//! network itself for the first slice, a fork of it for every other slice, on the first device
+//! too: [`replica_of`]) in its own thread, with its own copy of the loss's constants; each slice's
 //! mean loss is weighted by `slice / batch`, so for a loss that is a mean over samples the
 //! gradients summed on the first device equal the whole batch's, and the first device takes the
 //! optimizer step as with one device. As in PyTorch's DDP:

@@ -54,10 +54,14 @@ fn close(a: f32, b: f32, scale: f32) -> bool {
 /// fresh ResNet-20's evaluation (running statistics that have seen one batch) amplifies the
 /// backends' different summation orders, and a logit near 0 next to logits of 30 carries the
 /// absolute error of its neighbours (lavapipe on an AMD EPYC: largest difference 0.0099, 3.3e-4
-/// of the largest logit 29.8, but 8.5e-3 of the logit -0.87 it lands on).
+/// of the largest logit 29.8, but 1.1e-2 of the logit -0.87 it lands on). A non-finite number on
+/// either side is an error.
 pub fn compare(cpu: &ParityNumbers, other: &ParityNumbers) -> Result<f32, String> {
     let mut worst = 0f32;
     let mut check = |what: String, a: f32, b: f32, scale: f32| {
+        if !(a.is_finite() && b.is_finite()) {
+            return Err(format!("{what}: {b} vs cpu {a} (not finite)"));
+        }
         worst = worst.max((a - b).abs() / scale);
         if close(a, b, scale) { Ok(()) } else { Err(format!("{what}: {b} vs cpu {a} (tolerance {TOLERANCE} of {scale})")) }
     };
@@ -75,4 +79,28 @@ pub fn compare(cpu: &ParityNumbers, other: &ParityNumbers) -> Result<f32, String
         check(format!("logit {i}"), *a, *b, scale)?;
     }
     Ok(worst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(train_loss: f32, eval_logits: Vec<f32>) -> ParityNumbers {
+        ParityNumbers { train_loss, loss_after_step: 2.0, eval_logits }
+    }
+
+    #[test]
+    fn logits_compare_relative_to_the_largest_and_non_finite_numbers_fail() {
+        let cpu = numbers(4.6, vec![29.8, -0.87, 3.0]);
+        // 0.0099 on the logit -0.87: 3.3e-4 of the largest logit, within 1e-3
+        let worst = compare(&cpu, &numbers(4.6, vec![29.8, -0.87 + 0.0099, 3.0])).unwrap();
+        assert!((worst - 0.0099 / 29.8).abs() < 1e-6, "{worst}");
+        // 0.05 is 1.7e-3 of it: out
+        assert!(compare(&cpu, &numbers(4.6, vec![29.8, -0.82, 3.0])).unwrap_err().contains("logit 1"));
+        // an infinite loss on either side fails (inf <= 1e-3 * inf would pass a relative test)
+        assert!(compare(&cpu, &numbers(f32::INFINITY, cpu.eval_logits.clone())).unwrap_err().contains("not finite"));
+        assert!(compare(&numbers(f32::NAN, cpu.eval_logits.clone()), &cpu).is_err());
+        assert!(compare(&cpu, &numbers(4.6, vec![29.8, f32::INFINITY, 3.0])).is_err());
+        assert!(compare(&cpu, &numbers(4.6, vec![29.8, -0.87])).unwrap_err().contains("evaluation logits"));
+    }
 }
