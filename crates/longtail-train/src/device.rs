@@ -110,7 +110,7 @@ fn probe(spec: &str, device: Device) -> Result<Device> {
         std::panic::set_hook(hook);
     }
     let reason = match sum {
-        Ok(v) if v == 3.0 => return Ok(device),
+        Ok(3.0) => return Ok(device),
         Ok(v) => format!("1 + 2 came back as {v}"),
         Err(payload) => {
             // the first recorded panic (none with LONGTAIL_BACKTRACE=1), else the caught one's
