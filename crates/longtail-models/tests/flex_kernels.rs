@@ -30,10 +30,11 @@ fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
 
-fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
+/// `got` (f32 or f64 results) against the f64 reference, relative to `1 + |want|`.
+fn assert_close<T: Copy + Into<f64> + std::fmt::Display>(what: &str, got: &[T], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!((g as f64 - w).abs() <= tol * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w}");
+        assert!((g.into() - w).abs() <= tol * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w}");
     }
 }
 
@@ -311,13 +312,6 @@ fn vec64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data().try_to_vec::<f64>().unwrap()
 }
 
-fn assert_close64(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w}");
-    }
-}
-
 /// `f64` tensors are computed in `f64` by the routed operations (convolution gradients, batch
 /// norm): they used to go through the `f32` kernels and back, errors of 1e-7 where f64 gives 1e-15.
 #[test]
@@ -334,9 +328,9 @@ fn f64_tensors_keep_f64_precision() {
         let options = ConvOptions::new_with_padding(case.stride, case.pad, case.dilation, case.groups);
         let y = conv2d(xt.clone(), wtt.clone(), None, options);
         let grads = (y.clone() * tensor64(&r, [case.n, case.o, oh, ow], &d)).sum().backward();
-        assert_close64(&format!("f64 y {case:?}"), &vec64(y), &y_ref, 1e-12);
-        assert_close64(&format!("f64 dx {case:?}"), &vec64(xt.grad(&grads).unwrap()), &dx_ref, 1e-12);
-        assert_close64(&format!("f64 dw {case:?}"), &vec64(wtt.grad(&grads).unwrap()), &dw_ref, 1e-12);
+        assert_close(&format!("f64 y {case:?}"), &vec64(y), &y_ref, 1e-12);
+        assert_close(&format!("f64 dx {case:?}"), &vec64(xt.grad(&grads).unwrap()), &dx_ref, 1e-12);
+        assert_close(&format!("f64 dw {case:?}"), &vec64(wtt.grad(&grads).unwrap()), &dw_ref, 1e-12);
     }
     let (n, c, h, w) = (3, 4, 5, 7);
     let s = h * w;
@@ -349,15 +343,15 @@ fn f64_tensors_keep_f64_precision() {
     let bt = tensor64(&beta, [c], &d).require_grad();
     let res = batch_norm_train(xt.clone(), gt.clone(), bt.clone(), eps);
     let grads = (res.output.clone() * tensor64(&r, [n, c, h, w], &d)).sum().backward();
-    assert_close64("f64 bn out", &vec64(res.output), &out_ref, 1e-12);
-    assert_close64("f64 bn mean", &vec64(res.mean.clone()), &mean_ref, 1e-12);
-    assert_close64("f64 bn var", &vec64(res.variance.clone()), &var_ref, 1e-12);
-    assert_close64("f64 bn dx", &vec64(xt.grad(&grads).unwrap()), &dx_ref, 1e-12);
-    assert_close64("f64 bn dgamma", &vec64(gt.grad(&grads).unwrap()), &dg_ref, 1e-12);
-    assert_close64("f64 bn dbeta", &vec64(bt.grad(&grads).unwrap()), &db_ref, 1e-12);
+    assert_close("f64 bn out", &vec64(res.output), &out_ref, 1e-12);
+    assert_close("f64 bn mean", &vec64(res.mean.clone()), &mean_ref, 1e-12);
+    assert_close("f64 bn var", &vec64(res.variance.clone()), &var_ref, 1e-12);
+    assert_close("f64 bn dx", &vec64(xt.grad(&grads).unwrap()), &dx_ref, 1e-12);
+    assert_close("f64 bn dgamma", &vec64(gt.grad(&grads).unwrap()), &dg_ref, 1e-12);
+    assert_close("f64 bn dbeta", &vec64(bt.grad(&grads).unwrap()), &db_ref, 1e-12);
     // inference with the batch's statistics gives the training output
     let inference = batch_norm(tensor64(&x, [n, c, h, w], &d), tensor64(&gamma, [c], &d), tensor64(&beta, [c], &d), res.mean, res.variance, eps);
-    assert_close64("f64 bn inference", &vec64(inference), &out_ref, 1e-12);
+    assert_close("f64 bn inference", &vec64(inference), &out_ref, 1e-12);
 }
 
 #[test]
