@@ -6,6 +6,7 @@
 
 pub mod dataset;
 pub mod error;
+pub mod fetch;
 pub mod hierarchy;
 pub mod image;
 pub mod loader;

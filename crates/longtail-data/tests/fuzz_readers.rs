@@ -5,7 +5,8 @@
 //! with the case number it prints. `LONGTAIL_FUZZ_CASES` (default 2000 per reader, a few seconds) raises the count for a longer run.
 //!
 //! `tests/fuzz_regressions/` holds the inputs found to break a reader (the reports and
-//! what these cases found), named `<reader>-<what>.<ext>`; each must be refused with an error.
+//! what these cases found), named `<reader>-<what>.<ext>` (`pickle-`: a batch of CIFAR's python
+//! layout); each must be refused with an error.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -109,6 +110,31 @@ fn the_cifar_reader_never_panics() {
     });
 }
 
+/// Writes `bytes` as all six batches of a python-layout CIFAR-10 folder (torchvision's pickles).
+fn write_python_batches(dir: &Path, bytes: &[u8]) {
+    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn the_cifar_python_reader_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torchvision_cifar/py2/cifar-10-batches-py");
+    let valid = std::fs::read(fixture.join("test_batch")).unwrap();
+    fuzz("cifar-python", &valid, |bytes| {
+        write_python_batches(dir.path(), bytes);
+        let _ = cifar::read_cifar10(dir.path());
+    });
+    // and the meta pickle of class names
+    write_python_batches(dir.path(), &valid);
+    let meta = std::fs::read(fixture.join("batches.meta")).unwrap();
+    fuzz("cifar-python-meta", &meta, |bytes| {
+        std::fs::write(dir.path().join("batches.meta"), bytes).unwrap();
+        let _ = cifar::read_cifar10(dir.path());
+    });
+}
+
 #[test]
 fn the_list_reader_never_panics() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,6 +203,10 @@ fn replay(path: &Path, scratch: &Path) -> Result<(), String> {
                 std::fs::write(scratch.join(format!("data_batch_{b}.bin")), &bytes).unwrap();
             }
             std::fs::write(scratch.join("test_batch.bin"), &bytes).unwrap();
+            cifar::read_cifar10(scratch).map(drop).map_err(err)
+        }
+        "pickle" => {
+            write_python_batches(scratch, &bytes);
             cifar::read_cifar10(scratch).map(drop).map_err(err)
         }
         "list" => {

@@ -21,9 +21,11 @@ pub mod heads;
 pub mod init;
 pub mod layers;
 pub mod network;
+pub mod parts;
 pub mod precision;
 pub mod resnet;
 pub mod resnet_cifar;
+pub mod two_branch;
 pub mod weights;
 
 pub use batch_norm::BatchNorm;

@@ -13,6 +13,7 @@ use crate::init::Init;
 use crate::layers::global_avg_pool;
 use crate::resnet::{ResNet, ResNetConfig};
 use crate::resnet_cifar::{ResNetCifar, ResNetCifarConfig};
+use crate::two_branch::TwoBranch;
 
 /// Backbone architectures of the zoo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,11 +117,19 @@ pub struct ModelConfig {
     /// `w * f_first + (1 - w) * f_second` before one cosine head; this is `w`.
     #[serde(default)]
     pub feature_fusion: Option<f64>,
+    /// BBN: the backbone's last residual block duplicated into a conventional and a
+    /// re-balancing branch ([`crate::two_branch::TwoBranch`]); the pooled feature doubles.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub two_branch: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ModelConfig {
     pub fn new(arch: Arch, in_channels: usize, num_classes: usize, head: HeadConfig) -> Self {
-        Self { arch, in_channels, num_classes, head, csms: CsmsOptions::default(), feature_fusion: None }
+        Self { arch, in_channels, num_classes, head, csms: CsmsOptions::default(), feature_fusion: None, two_branch: false }
     }
 
     /// Checks the numbers, naming the field at fault.
@@ -154,23 +163,52 @@ impl ModelConfig {
         if self.csms.reduction == 0 {
             return err("csms.reduction must be at least 1".into());
         }
+        if self.two_branch {
+            if self.feature_fusion.is_some() {
+                return err("two_branch (BBN) and feature_fusion (FFN) are different models; set one".into());
+            }
+            if matches!(self.arch, Arch::CsmsResnet | Arch::Resnext50_32x4d) {
+                return err(format!("two_branch (BBN) needs a CIFAR ResNet or resnet50 / resnet152, not {}", self.arch.name()));
+            }
+            if self.arch.cifar_blocks().is_some_and(|n| n < 2) {
+                return err(format!(
+                    "two_branch (BBN) duplicates the last residual block, and {} has one block per stage: the shared stage would be empty; use resnet20 or deeper",
+                    self.arch.name()
+                ));
+            }
+        }
         Ok(())
     }
 
     /// Width of the pooled feature.
     pub fn feature_dim(&self) -> usize {
-        match self.arch {
+        let one = match self.arch {
             Arch::Resnet50 | Arch::Resnet152 | Arch::Resnext50_32x4d => 2048,
             Arch::CsmsResnet => 640,
             _ => 64,
+        };
+        if self.two_branch { 2 * one } else { one }
+    }
+
+    /// The LDAM code's Kaiming-normal classifier for CIFAR ResNets; BBN builds its classifier
+    /// outside the backbone with PyTorch's default `nn.Linear` init (`lib/net/network.py`).
+    fn linear_init(&self) -> LinearInit {
+        if self.arch.cifar_blocks().is_some() && !self.two_branch { LinearInit::KaimingNormal } else { LinearInit::Default }
+    }
+
+    fn backbone(&self, init: &mut Init) -> Result<Backbone, ModelError> {
+        let single = self.single_backbone(init);
+        if !self.two_branch {
+            return Ok(single);
+        }
+        match single {
+            Backbone::ResNetCifar(b) => Ok(Backbone::TwoBranch(TwoBranch::split_cifar(b, init)?)),
+            Backbone::ResNet(b) => Ok(Backbone::TwoBranch(TwoBranch::split_resnet(b, init)?)),
+            _ => Err(ModelError::Config(format!("two_branch (BBN) needs a CIFAR ResNet or resnet50 / resnet152, not {}", self.arch.name()))),
         }
     }
 
-    fn linear_init(&self) -> LinearInit {
-        if self.arch.cifar_blocks().is_some() { LinearInit::KaimingNormal } else { LinearInit::Default }
-    }
-
-    fn backbone(&self, init: &mut Init) -> Backbone {
+    fn single_backbone(&self, init: &mut Init) -> Backbone {
         match self.arch {
             a if a.cifar_blocks().is_some() => {
                 Backbone::ResNetCifar(ResNetCifarConfig { blocks_per_stage: a.cifar_blocks().unwrap(), in_channels: self.in_channels }.init(init))
@@ -197,13 +235,13 @@ impl ModelConfig {
         let d = self.feature_dim();
         Ok(match self.feature_fusion {
             None => {
-                let backbone = self.backbone(&mut init);
+                let backbone = self.backbone(&mut init)?;
                 let head = Head::init(&self.head, &mut init, d, self.num_classes, self.linear_init());
                 Network::Classifier(Classifier { backbone, head })
             }
             Some(w) => {
-                let first = self.backbone(&mut init);
-                let second = self.backbone(&mut init);
+                let first = self.backbone(&mut init)?;
+                let second = self.backbone(&mut init)?;
                 let head = CosineHead::init(&mut init, d, self.num_classes);
                 Network::FeatureFusion(FeatureFusion { first, second, head, first_weight: w })
             }
@@ -219,10 +257,13 @@ impl ModelConfig {
 
 /// Any backbone: image batch `[N, C, H, W]` to feature map before pooling.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant, reason = "a network holds one or two backbones; boxing would only add indirection")]
 pub enum Backbone {
     ResNetCifar(ResNetCifar),
     ResNet(ResNet),
     Csms(CsmsResNet),
+    /// BBN's shared trunk and two branches.
+    TwoBranch(TwoBranch),
 }
 
 impl Backbone {
@@ -231,6 +272,7 @@ impl Backbone {
             Backbone::ResNetCifar(b) => b.forward(x),
             Backbone::ResNet(b) => b.forward(x),
             Backbone::Csms(b) => b.forward(x),
+            Backbone::TwoBranch(b) => b.forward(x),
         }
     }
 }
@@ -311,6 +353,23 @@ impl Network {
         let features = global_avg_pool(feature_map.clone());
         let HeadOutput { logits, aux } = m.head.forward(features.clone());
         Ok(ModelOutput { feature_map, features, logits, aux })
+    }
+
+    /// BBN's training forward pass (`lib/core/combiner.py:48-58`): the conventional branch on
+    /// `x_c`, the re-balancing branch on `x_r` (two passes through the shared trunk), each pooled,
+    /// and the head on `2 [alpha f_c ; (1 - alpha) f_r]`. At `alpha = 0.5` this is the test-time
+    /// forward of one image through both branches. Batches of different sizes are cut to the
+    /// smaller one. The output's feature map is the conventional branch's.
+    pub fn forward_two_branch(&self, x_c: Tensor<4>, x_r: Tensor<4>, alpha: f64) -> Result<ModelOutput, ModelError> {
+        let Network::Classifier(Classifier { backbone: Backbone::TwoBranch(b), head }) = self else {
+            return Err(ModelError::Config("a two-branch step (BBN's cumulative learning) needs model.two_branch = true".into()));
+        };
+        let n = x_c.dims()[0].min(x_r.dims()[0]);
+        let map_c = b.conventional(b.trunk(x_c.narrow(0, 0, n)));
+        let map_r = b.rebalancing(b.trunk(x_r.narrow(0, 0, n)));
+        let features = Tensor::cat(vec![global_avg_pool(map_c.clone()).mul_scalar(2.0 * alpha), global_avg_pool(map_r).mul_scalar(2.0 * (1.0 - alpha))], 1);
+        let HeadOutput { logits, aux } = head.forward(features.clone());
+        Ok(ModelOutput { feature_map: map_c, features, logits, aux })
     }
 
     /// Test-time logits (HRDC's fused branches, MGKT's fine head, plain logits otherwise).

@@ -86,7 +86,7 @@ pub struct Bottleneck {
 impl Bottleneck {
     pub const EXPANSION: usize = 4;
 
-    fn init(init: &mut Init, in_planes: usize, planes: usize, stride: usize, groups: usize, width_per_group: usize) -> Self {
+    pub(crate) fn init(init: &mut Init, in_planes: usize, planes: usize, stride: usize, groups: usize, width_per_group: usize) -> Self {
         let width = planes * width_per_group / 64 * groups;
         let out = planes * Self::EXPANSION;
         let conv1 = conv2d(init, ConvSpec::new(in_planes, width, 1, 1), Fan::Out);

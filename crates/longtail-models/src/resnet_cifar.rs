@@ -66,7 +66,7 @@ pub struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn init(init: &mut Init, in_planes: usize, planes: usize, stride: usize) -> Self {
+    pub(crate) fn init(init: &mut Init, in_planes: usize, planes: usize, stride: usize) -> Self {
         let conv1 = conv2d(init, ConvSpec::new(in_planes, planes, 3, stride), Fan::In);
         let bn1 = batch_norm(init, planes);
         let conv2 = conv2d(init, ConvSpec::new(planes, planes, 3, 1), Fan::In);

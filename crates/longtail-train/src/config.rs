@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use longtail_core::capabilities::{Logits, Needs, Provides};
 use longtail_data::{DataConfig, SamplerSpec};
 use longtail_losses::{ClassWeighting, LossSpec};
+use longtail_models::weights::PytorchLayout;
 use longtail_models::{HeadConfig, ModelConfig, Precision};
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +90,34 @@ impl Default for RemixConfig {
     }
 }
 
+/// BBN's cumulative learning (Zhou et al., CVPR 2020; `lib/core/combiner.py`): each step pairs
+/// the stage's (instance-sampled) batch, fed to the conventional branch, with a batch of `sampler`
+/// (reversed: class `i` with probability `∝ 1 / n_i`) fed to the re-balancing branch; the head
+/// sees `2 [alpha f_c ; (1 - alpha) f_r]` and the loss is `alpha L(z, y_c) + (1 - alpha) L(z, y_r)`,
+/// `alpha = 1 - (t / T_max)^2` at the 0-based epoch `t` ([`crate::cumulative::alpha`]). Needs
+/// `model.two_branch = true`; evaluation uses both branches on one image (alpha 0.5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CumulativeConfig {
+    /// The re-balancing branch's sampler.
+    #[serde(default = "reversed")]
+    pub sampler: SamplerSpec,
+    /// `T_max`; default the code's `div_epoch`: the stage's epochs, except 90 -> 100 and
+    /// 180 -> 200 ([`crate::cumulative::div_epoch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub div_epoch: Option<usize>,
+}
+
+fn reversed() -> SamplerSpec {
+    SamplerSpec::Reversed
+}
+
+impl Default for CumulativeConfig {
+    fn default() -> Self {
+        Self { sampler: SamplerSpec::Reversed, div_epoch: None }
+    }
+}
+
 /// CMO (Park et al., CVPR 2022) as `naver-ai/cmo` does it: each step pairs the stage's batch (the
 /// background) with a batch of `sampler` (the minority-weighted foreground); inside the epoch
 /// window, with probability `prob`, one CutMix box of area about `1 - lambda`,
@@ -137,7 +166,7 @@ fn instance() -> SamplerSpec {
 }
 
 /// Which parameters a stage trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Trainable {
     /// Backbone and head.
@@ -147,6 +176,10 @@ pub enum Trainable {
     Classifier,
     /// The head only; batch norms keep re-estimating their statistics ("shift learning on BN").
     ClassifierShiftBn,
+    /// The parameters under these path prefixes (`train = { parts = ["backbone.layer4", "head"] }`);
+    /// the others get no gradient but their batch norms stay in training mode, as PyTorch's
+    /// `requires_grad = False` (the decoupling code's Places-LT fine-tuning).
+    Parts(Vec<String>),
 }
 
 /// What happens to the classifier at the start of a stage.
@@ -219,16 +252,100 @@ pub struct StageConfig {
     pub h2t: Option<H2tConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmo: Option<CmoConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cumulative: Option<CumulativeConfig>,
 }
 
-/// A run whose final weights start this one (stage II on a stage-I checkpoint).
+/// Where a run's starting weights come from: a stage-I run (stage II on its checkpoint), or,
+/// for `init_from` only, a pretrained file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "RawSource", into = "RawSource")]
 pub enum RunSource {
-    /// A finished run folder.
+    /// A finished run folder: `{ run = "runs/ce" }`.
     Run { run: PathBuf },
-    /// A config to train first, into a sub-folder of this run.
+    /// A config to train first, into a sub-folder of this run: `{ config = "configs/x/ce.toml" }`.
     Config { config: PathBuf },
+    /// A PyTorch `.pth` / safetensors file: `{ weights = "resnet152.pth", layout = "torchvision" }`.
+    Weights(PretrainedWeights),
+}
+
+/// A pretrained file to start from ([`longtail_models::weights::import_pretrained`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PretrainedWeights {
+    pub weights: PathBuf,
+    /// torchvision, timm or ldam-cifar: which names the file uses.
+    pub layout: PytorchLayout,
+    /// Also load the classifier (the same class count); default: the backbone only.
+    pub with_classifier: bool,
+    /// Accept model parameters the file lacks (they keep their initial values).
+    pub allow_missing: bool,
+    /// Accept keys of the file no parameter takes.
+    pub allow_unexpected: bool,
+}
+
+/// The TOML table of a [`RunSource`], checked into one in [`TryFrom`] so a wrong table gets an
+/// error that says what is wrong rather than "did not match any variant".
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weights: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    layout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    with_classifier: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    allow_missing: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    allow_unexpected: Option<bool>,
+}
+
+impl TryFrom<RawSource> for RunSource {
+    type Error = String;
+
+    fn try_from(r: RawSource) -> std::result::Result<Self, String> {
+        let weights_only = r.layout.is_some() || r.with_classifier.is_some() || r.allow_missing.is_some() || r.allow_unexpected.is_some();
+        match (r.run, r.config, r.weights) {
+            (Some(run), None, None) if !weights_only => Ok(RunSource::Run { run }),
+            (None, Some(config), None) if !weights_only => Ok(RunSource::Config { config }),
+            (None, None, Some(weights)) => {
+                let layout = r.layout.ok_or("a `weights` file needs its `layout`: torchvision, timm or ldam-cifar")?;
+                let layout = serde_json::from_value(serde_json::Value::String(layout.clone()))
+                    .map_err(|_| format!("layout `{layout}`: expected torchvision, timm or ldam-cifar"))?;
+                Ok(RunSource::Weights(PretrainedWeights {
+                    weights,
+                    layout,
+                    with_classifier: r.with_classifier.unwrap_or(false),
+                    allow_missing: r.allow_missing.unwrap_or(false),
+                    allow_unexpected: r.allow_unexpected.unwrap_or(false),
+                }))
+            }
+            (None, None, None) => Err("give one of `run` (a run folder), `config` (a config to train first) or `weights` (a pretrained file)".into()),
+            (_, _, None) if weights_only => Err("layout / with_classifier / allow_missing / allow_unexpected belong to a `weights` file".into()),
+            _ => Err("give only one of `run`, `config` and `weights`".into()),
+        }
+    }
+}
+
+impl From<RunSource> for RawSource {
+    fn from(s: RunSource) -> Self {
+        match s {
+            RunSource::Run { run } => RawSource { run: Some(run), ..Default::default() },
+            RunSource::Config { config } => RawSource { config: Some(config), ..Default::default() },
+            RunSource::Weights(w) => RawSource {
+                weights: Some(w.weights),
+                layout: Some(w.layout.name().to_string()),
+                with_classifier: w.with_classifier.then_some(true),
+                allow_missing: w.allow_missing.then_some(true),
+                allow_unexpected: w.allow_unexpected.then_some(true),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// FFN's two stage-I networks.
@@ -337,6 +454,14 @@ pub struct ExperimentConfig {
 /// Folds a TOML error onto one line (the source snippet lines are dropped).
 /// The batch mixing of one stage: mixup / Remix and CMO values, and CMO's window inside the stage.
 fn validate_mixing(s: &StageConfig, f: &impl Fn(&str) -> String) -> Result<()> {
+    if let Some(c) = &s.cumulative {
+        if s.mixup.is_some() || s.h2t.is_some() || s.cmo.is_some() {
+            return Err(TrainError::config(f("cumulative"), "BBN's cumulative learning pairs its own batches; remove mixup / h2t / cmo from this stage"));
+        }
+        if c.div_epoch == Some(0) {
+            return Err(TrainError::config(f("cumulative.div_epoch"), "must be >= 1"));
+        }
+    }
     if let Some(m) = &s.mixup {
         if m.alpha.is_nan() || m.alpha <= 0.0 {
             return Err(TrainError::config(f("mixup.alpha"), format!("must be > 0, got {}", m.alpha)));
@@ -449,6 +574,12 @@ impl ExperimentConfig {
         if self.stages.is_empty() {
             return Err(TrainError::config("stages", "needs at least one stage"));
         }
+        if let Some(f) = &self.fusion
+            && [&f.first, &f.second].iter().any(|s| matches!(s, RunSource::Weights(_)))
+        {
+            return Err(TrainError::config("fusion", "fuses two trained runs: give each as { run = ... } or { config = ... }, not a weights file"));
+        }
+
         if !(self.data.long_tail.imbalance_factor.is_finite() && self.data.long_tail.imbalance_factor >= 1.0) {
             return Err(TrainError::config("data.long_tail.imbalance_factor", format!("must be >= 1, got {}", self.data.long_tail.imbalance_factor)));
         }
@@ -463,53 +594,7 @@ impl ExperimentConfig {
             return Err(TrainError::config("loader.prefetch", format!("must be at most {MAX_PREFETCH} batches, got {}", self.loader.prefetch)));
         }
         for (i, s) in self.stages.iter().enumerate() {
-            let f = |name: &str| format!("stages.{i}.{name}");
-            if s.batch_size == 0 {
-                return Err(TrainError::config(f("batch_size"), "must be >= 1"));
-            }
-            if s.epochs == 0 && !matches!(s.head, HeadChange::TauNorm { .. } | HeadChange::LogitAdjust { .. }) {
-                return Err(TrainError::config(f("epochs"), "must be >= 1 (0 only for post-hoc tau-norm or logit adjustment)"));
-            }
-            s.lr.validate(&f("lr"))?;
-            if !(0.0..1.0).contains(&s.optimizer.momentum) {
-                return Err(TrainError::config(f("optimizer.momentum"), format!("must be in [0, 1), got {}", s.optimizer.momentum)));
-            }
-            if s.optimizer.weight_decay.is_nan() || s.optimizer.weight_decay < 0.0 {
-                return Err(TrainError::config(f("optimizer.weight_decay"), "must be >= 0"));
-            }
-            validate_mixing(s, &f)?;
-            if let Some(h) = &s.h2t {
-                if !(0.0..=1.0).contains(&h.ratio) {
-                    return Err(TrainError::config(f("h2t.ratio"), format!("must be in [0, 1], got {}", h.ratio)));
-                }
-                if s.train == Trainable::All {
-                    return Err(TrainError::config(f("h2t"), "H2T fuses frozen feature maps: set train = \"classifier\" or \"classifier-shift-bn\""));
-                }
-                if s.mixup.is_some() {
-                    return Err(TrainError::config(f("mixup"), "an H2T stage trains on its own fused pairs; remove mixup from this stage"));
-                }
-            }
-            if self.fusion.is_some() && s.train == Trainable::All {
-                return Err(TrainError::config(f("train"), "FFN keeps both stage-I backbones frozen: set train = \"classifier\""));
-            }
-            if let LossSpec::Hrdc { reweight_loss: Some(inner), .. } = &s.loss
-                && let Some(why) = Provides::LINEAR.unmet(&inner.needs())
-            {
-                return Err(TrainError::config(f("loss.reweight_loss"), format!("{} cannot train HRDC's linear re-weighting branch: it {why}", inner.name())));
-            }
-            if let Some(d) = &s.drw
-                && d.from_epoch >= s.epochs
-            {
-                return Err(TrainError::config(f("drw.from_epoch"), format!("must be < epochs ({}), got {}", s.epochs, d.from_epoch)));
-            }
-            // what the loss and the classifier change need against what the head provides
-            let provides = self.model.head.provides();
-            if let Some(why) = provides.unmet(&s.loss.needs()) {
-                return Err(TrainError::config(f("loss"), format!("{} {why}", s.loss.name())));
-            }
-            if let Some(why) = provides.unmet(&s.head.needs()) {
-                return Err(TrainError::config(f("head"), format!("{} {why} (model.head = {{ kind = \"linear\" }})", s.head.name())));
-            }
+            self.validate_stage(i, s)?;
         }
         // HRDC's fused prediction weighs the re-weighting branch 0.75 by default: it must be trained
         if matches!(self.model.head, HeadConfig::Dual { .. }) && !self.stages.iter().any(|s| matches!(s.loss, LossSpec::Hrdc { .. })) {
@@ -520,6 +605,66 @@ impl ExperimentConfig {
         }
         if self.model.feature_fusion.is_some() != self.fusion.is_some() {
             return Err(TrainError::config("fusion", "FFN needs both model.feature_fusion and a [fusion] section naming its two networks"));
+        }
+        Ok(())
+    }
+
+    /// The checks of stage `i`, its fields named `stages.{i}.<field>`.
+    fn validate_stage(&self, i: usize, s: &StageConfig) -> Result<()> {
+        let f = |name: &str| format!("stages.{i}.{name}");
+        if s.batch_size == 0 {
+            return Err(TrainError::config(f("batch_size"), "must be >= 1"));
+        }
+        if s.epochs == 0 && !matches!(s.head, HeadChange::TauNorm { .. } | HeadChange::LogitAdjust { .. }) {
+            return Err(TrainError::config(f("epochs"), "must be >= 1 (0 only for post-hoc tau-norm or logit adjustment)"));
+        }
+        s.lr.validate(&f("lr"))?;
+        if !(0.0..1.0).contains(&s.optimizer.momentum) {
+            return Err(TrainError::config(f("optimizer.momentum"), format!("must be in [0, 1), got {}", s.optimizer.momentum)));
+        }
+        if s.optimizer.weight_decay.is_nan() || s.optimizer.weight_decay < 0.0 {
+            return Err(TrainError::config(f("optimizer.weight_decay"), "must be >= 0"));
+        }
+        validate_mixing(s, &f)?;
+        if s.cumulative.is_some() && !self.model.two_branch {
+            return Err(TrainError::config(f("cumulative"), "BBN's cumulative learning trains two branches: set model.two_branch = true"));
+        }
+        if let Some(h) = &s.h2t {
+            if !(0.0..=1.0).contains(&h.ratio) {
+                return Err(TrainError::config(f("h2t.ratio"), format!("must be in [0, 1], got {}", h.ratio)));
+            }
+            if !matches!(s.train, Trainable::Classifier | Trainable::ClassifierShiftBn) {
+                return Err(TrainError::config(f("h2t"), "H2T fuses frozen feature maps: set train = \"classifier\" or \"classifier-shift-bn\""));
+            }
+            if s.mixup.is_some() {
+                return Err(TrainError::config(f("mixup"), "an H2T stage trains on its own fused pairs; remove mixup from this stage"));
+            }
+        }
+        if self.fusion.is_some() && !matches!(s.train, Trainable::Classifier | Trainable::ClassifierShiftBn) {
+            return Err(TrainError::config(f("train"), "FFN keeps both stage-I backbones frozen: set train = \"classifier\""));
+        }
+        if let LossSpec::Hrdc { reweight_loss: Some(inner), .. } = &s.loss
+            && let Some(why) = Provides::LINEAR.unmet(&inner.needs())
+        {
+            return Err(TrainError::config(f("loss.reweight_loss"), format!("{} cannot train HRDC's linear re-weighting branch: it {why}", inner.name())));
+        }
+        if let Trainable::Parts(parts) = &s.train
+            && (parts.is_empty() || parts.iter().any(|p| p.trim().is_empty()))
+        {
+            return Err(TrainError::config(f("train.parts"), "name at least one part, each a parameter path prefix such as \"backbone.layer4\" or \"head\""));
+        }
+        if let Some(d) = &s.drw
+            && d.from_epoch >= s.epochs
+        {
+            return Err(TrainError::config(f("drw.from_epoch"), format!("must be < epochs ({}), got {}", s.epochs, d.from_epoch)));
+        }
+        // what the loss and the classifier change need against what the head provides
+        let provides = self.model.head.provides();
+        if let Some(why) = provides.unmet(&s.loss.needs()) {
+            return Err(TrainError::config(f("loss"), format!("{} {why}", s.loss.name())));
+        }
+        if let Some(why) = provides.unmet(&s.head.needs()) {
+            return Err(TrainError::config(f("head"), format!("{} {why} (model.head = {{ kind = \"linear\" }})", s.head.name())));
         }
         Ok(())
     }

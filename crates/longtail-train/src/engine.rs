@@ -29,7 +29,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::Checkpointer;
-use crate::config::{ExperimentConfig, RunSource, StageConfig};
+use crate::config::{ExperimentConfig, PretrainedWeights, RunSource, StageConfig};
 use crate::data::PreparedData;
 use crate::error::{Result, TrainError};
 use crate::evaluate::predict;
@@ -41,6 +41,7 @@ use crate::setup::StageSetup;
 use crate::sources::{self, source_dir};
 use crate::stage::{change_head, set_trainable};
 use crate::strategy::{StepInputs, train_step};
+use longtail_models::weights::{ImportOptions, ImportReport, import_pretrained};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -164,9 +165,18 @@ fn fused_network(config: &ExperimentConfig, dir: &RunDir, device: &Device) -> Re
 }
 
 /// The network a run starts from: FFN's fused network, a source run's final network, or a new one.
-fn initial_network(config: &ExperimentConfig, dir: &RunDir, device: &Device) -> Result<Network> {
+fn initial_network(config: &ExperimentConfig, dir: &RunDir, device: &Device, quiet: bool) -> Result<Network> {
     if config.fusion.is_some() {
         return fused_network(config, dir, device);
+    }
+    if let Some(RunSource::Weights(w)) = &config.init_from {
+        let (net, report) = pretrained_network(config, w, device)?;
+        if !quiet && (!report.missing.is_empty() || !report.unexpected.is_empty()) {
+            let line = format!("init_from {}: {}", w.weights.display(), report.summary());
+            eprintln!("{line}");
+            dir.log(&line);
+        }
+        return Ok(net);
     }
     if let Some(source) = &config.init_from {
         let run = source_dir(source, dir, "init");
@@ -183,6 +193,14 @@ fn initial_network(config: &ExperimentConfig, dir: &RunDir, device: &Device) -> 
         return Ok(net);
     }
     Ok(config.model.init(config.seed, device)?)
+}
+
+/// A new network with a pretrained file's weights (`init_from = { weights, layout }`), and what
+/// the import left out.
+pub fn pretrained_network(config: &ExperimentConfig, w: &PretrainedWeights, device: &Device) -> Result<(Network, ImportReport)> {
+    let net = config.model.init(config.seed, device)?;
+    let opts = ImportOptions { layout: w.layout, with_classifier: w.with_classifier, allow_missing: w.allow_missing, allow_unexpected: w.allow_unexpected };
+    import_pretrained(net, &w.weights, &opts).map_err(|e| TrainError::config("init_from", e.to_string()))
 }
 
 /// A clear error when a device cannot compute in the configured precision.
@@ -310,6 +328,18 @@ impl<'a> Run<'a> {
                 run.display()
             )));
         }
+        if let Some(RunSource::Weights(w)) = &config.init_from
+            && !opts.resume
+            && !w.weights.is_file()
+        {
+            return Err(TrainError::config(
+                "init_from.weights",
+                format!(
+                    "{} is not a file; fix the path, or download the weights there (torchvision's ImageNet ResNet-152: `longtail fetch resnet152-imagenet`; docs/weights.md)",
+                    w.weights.display()
+                ),
+            ));
+        }
         let state = if opts.resume {
             let state = dir.read_state()?;
             dir.remove_leftovers()?;
@@ -384,7 +414,12 @@ impl<'a> Run<'a> {
         check_precision(self.config.precision, std::iter::once(&plain).chain(&self.opts.data_parallel))?;
         // fp16: dynamic loss scaling, carried over from the saved state on resume
         let mut scaler = (self.config.precision == Precision::F16).then(|| self.state.loss_scaler.clone().unwrap_or_default());
-        let mut network = initial_network(self.config, &self.dir, &devices[0])?;
+        // a checkpoint replaces the starting weights: a resumed run does not re-read a pretrained file
+        let mut network = if self.state.checkpoint.is_some() && matches!(self.config.init_from, Some(RunSource::Weights(_))) {
+            self.config.model.init(self.config.seed, &devices[0])?
+        } else {
+            initial_network(self.config, &self.dir, &devices[0], self.opts.quiet)?
+        };
         let mut budget = self.opts.max_epochs.unwrap_or(usize::MAX);
         // a run stopped after its last stage, before its final report, resumes with no stage to train
         let every_stage_done = self.state.stage >= self.config.stages.len();
@@ -414,7 +449,7 @@ impl<'a> Run<'a> {
             network = ckpt.load_stage_end(&self.state, network, s - 1)?;
         }
         network = change_head(network, &stage.head, &config.model, &self.data.counts, config.seed, s, device)?;
-        network = set_trainable(network, stage);
+        network = set_trainable(network, stage)?;
         let mut optim = sgd(stage);
         // a stage without epochs (post-hoc) whose network was committed before a stop
         let post_hoc_done = stage.epochs == 0 && self.state.checkpoint.as_ref().is_some_and(|r| r.stage == s);
@@ -513,7 +548,7 @@ impl<'a> Run<'a> {
                     rate: progress.rate(),
                     eta: progress.eta(),
                 };
-                progress.print(&step_line(&at, &numbers));
+                progress.step(&step_line(&at, &numbers));
             }
         }
         Ok((network, totals))

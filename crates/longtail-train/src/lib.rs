@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod compute_pool;
 pub mod config;
+pub mod cumulative;
 pub mod data;
 pub mod data_parallel;
 pub mod device;

@@ -14,8 +14,8 @@ use longtail_models::heads::CausalNormConfig;
 use longtail_models::{Arch, HeadConfig, ModelConfig};
 
 use crate::config::{
-    CmoConfig, Deferred, EvalConfig, ExperimentConfig, FusionSources, H2tConfig, HeadChange, LoaderConfig, MixupConfig, OptimizerConfig, RemixConfig,
-    RunSource, StageConfig, Trainable,
+    CmoConfig, CumulativeConfig, Deferred, EvalConfig, ExperimentConfig, FusionSources, H2tConfig, HeadChange, LoaderConfig, MixupConfig, OptimizerConfig,
+    RemixConfig, RunSource, StageConfig, Trainable,
 };
 use crate::error::{Result, TrainError};
 use crate::presets::{Dataset, ThesisTable, TrainRecipe};
@@ -47,6 +47,9 @@ pub struct Build {
     pub data: DataConfig,
     pub init_from: Option<RunSource>,
     pub fusion: Option<FusionSources>,
+    /// Where a pretrained start trains only some parts in stage I (the thesis's Places-LT code
+    /// freezes all but the last residual stage).
+    pub pretrained_parts: Option<Vec<String>>,
 }
 
 impl Build {
@@ -60,6 +63,7 @@ impl Build {
             data: dataset.data(imbalance),
             init_from: None,
             fusion: None,
+            pretrained_parts: None,
         }
     }
 
@@ -71,6 +75,9 @@ impl Build {
     fn thesis(&mut self, table: ThesisTable) {
         if let Some(r) = self.dataset.thesis_recipe(table) {
             self.recipe = r;
+            if self.dataset == Dataset::PlacesLt {
+                self.pretrained_parts = Some(vec!["backbone.layer4".into(), "head".into()]);
+            }
         }
     }
 
@@ -112,6 +119,7 @@ impl Build {
             head: HeadChange::Keep,
             h2t: None,
             cmo: None,
+            cumulative: None,
         }
     }
 
@@ -200,7 +208,13 @@ fn lade(b: &mut Build) -> Vec<StageConfig> {
 /// x0.0001 at 160 of 200, weight decay 5e-4.
 fn tde_codebase_cifar_recipe(r: &mut TrainRecipe) {
     (r.batch_size, r.weight_decay) = (256, 5e-4);
-    r.lr = LrConfig { base: 0.2, warmup_epochs: 5, warmup_per_step: false, decay: Decay::Steps { at: vec![120, 160], factors: vec![0.01, 0.0001] } };
+    r.lr = LrConfig {
+        base: 0.2,
+        warmup_epochs: 5,
+        warmup_per_step: false,
+        warmup_start: 0.0,
+        decay: Decay::Steps { at: vec![120, 160], factors: vec![0.01, 0.0001] },
+    };
 }
 
 /// De-confound-TDE (Tang et al. 2020): CE on the causal normalised classifier, TDE at test time.
@@ -253,6 +267,33 @@ fn remix(b: &mut Build) -> Vec<StageConfig> {
 /// sampler alpha 1) on a stage I with `loss`.
 fn cmo(b: &mut Build, name: &str, loss: LossSpec) -> Vec<StageConfig> {
     vec![StageConfig { cmo: Some(CmoConfig::default()), ..b.stage1(name, loss) }]
+}
+
+/// BBN (Zhou et al., CVPR 2020) as Megvii-Nanjing/BBN trains it: the two-branch backbone
+/// (last residual block duplicated), CE under cumulative learning with a reversed sampler, SGD
+/// with Nesterov momentum. CIFAR (`configs/cifar10.yaml`): 200 epochs, batch 128, lr 0.1 with
+/// `WarmupMultiStepLR` (5 epochs from 1/3), x0.01 at 1-based epoch 120 and again at 160 (0-based
+/// 119 / 159), wd 2e-4. iNaturalist 2018 (`configs/iNaturalist2018.yaml`): ResNet-50, 180 epochs,
+/// batch 128, lr 0.05, x0.1 at 120 and 160, wd 1e-4 (`div_epoch` 200). ImageNet-LT and Places-LT
+/// have no config in the authors' code: the presets' recipes (docs/methods/bbn.md).
+/// Fashion-MNIST-LT keeps the shared protocol (no Nesterov) so its row compares.
+fn bbn(b: &mut Build) -> Vec<StageConfig> {
+    b.model.two_branch = true;
+    let steps = |at: [usize; 2], factors: [f64; 2]| Decay::Steps { at: at.to_vec(), factors: factors.to_vec() };
+    match b.dataset {
+        Dataset::Cifar10Lt | Dataset::Cifar100Lt => {
+            (b.recipe.epochs, b.recipe.batch_size, b.recipe.weight_decay) = (200, 128, 2e-4);
+            b.recipe.lr = LrConfig { base: 0.1, warmup_epochs: 5, warmup_per_step: false, warmup_start: 1.0 / 3.0, decay: steps([119, 159], [0.01, 0.0001]) };
+        }
+        Dataset::Inat2018 => {
+            (b.recipe.epochs, b.recipe.batch_size, b.recipe.weight_decay) = (180, 128, 1e-4);
+            b.recipe.lr = LrConfig { base: 0.05, warmup_epochs: 0, warmup_per_step: false, warmup_start: 0.0, decay: steps([119, 159], [0.1, 0.01]) };
+        }
+        _ => {}
+    }
+    let mut s = StageConfig { cumulative: Some(CumulativeConfig::default()), ..b.stage1("bbn", LossSpec::Ce) };
+    s.optimizer.nesterov = b.dataset != Dataset::FashionMnistLt;
+    vec![s]
 }
 
 /// Kang et al.'s decoupled stage II on the CE run: class-balanced, lr 0.5x stage I's, wd 5e-4.
@@ -479,6 +520,13 @@ pub const METHODS: &[Method] = &[
         stages: "1: balanced softmax + CMO",
         build: |b| Ok(cmo(b, "bs-cmo", LossSpec::BalancedSoftmax)),
     },
+    Method {
+        name: "bbn",
+        title: "BBN (bilateral-branch network, cumulative learning)",
+        paper: "Zhou et al., BBN (CVPR 2020)",
+        stages: "1: two-branch CE, instance + reversed sampling, alpha = 1 - (t/T)^2",
+        build: |b| Ok(bbn(b)),
+    },
     Method { name: "lade", title: "LADE", paper: "Hong et al., LADE (CVPR 2021)", stages: "1: LADE (PriorCE + LADER)", build: |b| Ok(lade(b)) },
     Method {
         name: "tde",
@@ -639,6 +687,26 @@ pub fn shipped_configs() -> Vec<(PathBuf, &'static Method, ExperimentConfig)> {
     out
 }
 
+/// Where the configs expect torchvision's ImageNet ResNet-152 (`IMAGENET1K_V1`, the file
+/// `torchvision.models.resnet152(weights=...)` downloads; `longtail fetch resnet152-imagenet`).
+pub const RESNET152_IMAGENET: &str = "data/pretrained/resnet152-394f9c45.pth";
+
+/// Places-LT starts from an ImageNet-pretrained ResNet-152 in every paper (OLTR's protocol): a
+/// run of it trained from scratch, with no stage-I run or fusion to start from, starts there.
+fn imagenet_pretrained(b: &Build) -> Option<RunSource> {
+    let from_scratch = b.init_from.is_none() && b.fusion.is_none();
+    let torchvision_shaped = b.model.arch == longtail_models::Arch::Resnet152 && !b.model.two_branch;
+    (b.dataset == Dataset::PlacesLt && from_scratch && torchvision_shaped).then(|| {
+        RunSource::Weights(crate::config::PretrainedWeights {
+            weights: RESNET152_IMAGENET.into(),
+            layout: longtail_models::weights::PytorchLayout::Torchvision,
+            with_classifier: false,
+            allow_missing: false,
+            allow_unexpected: false,
+        })
+    })
+}
+
 /// The header of a shipped config file.
 pub fn config_header(method: &Method) -> String {
     format!(
@@ -652,7 +720,15 @@ pub fn config_header(method: &Method) -> String {
 pub fn default_config(method_name: &str, dataset: Dataset, imbalance_factor: f64) -> Result<ExperimentConfig> {
     let m = method(method_name)?;
     let mut b = Build::new(dataset, imbalance_factor);
-    let stages = (m.build)(&mut b)?;
+    let mut stages = (m.build)(&mut b)?;
+    if let Some(pretrained) = imagenet_pretrained(&b) {
+        b.init_from = Some(pretrained);
+        if let (Some(parts), Some(first)) = (b.pretrained_parts.take(), stages.first_mut())
+            && first.train == Trainable::All
+        {
+            first.train = Trainable::Parts(parts);
+        }
+    }
     Ok(ExperimentConfig {
         name: format!("{}-{}", dataset.config_dir(imbalance_factor).replace('_', "-"), m.name),
         method: m.name.into(),

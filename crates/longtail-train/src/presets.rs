@@ -6,7 +6,7 @@
 //! | CIFAR-10/100-LT | ResNet-32 | 200 | 128 | 0.1, 5-epoch warm-up | x0.01 at 160, x0.0001 at 180 | 160 | 10 epochs |
 //! | ImageNet-LT | ResNet-50 | 90 | 256 | 0.1 | cosine | 72 | 10 epochs |
 //! | iNaturalist 2018 | ResNet-50 | 180 | 256 | 0.1 | cosine | 144 | 30 epochs |
-//! | Places-LT | ResNet-152 (from scratch unless `init_from` names a run) | 30 | 256 | 0.1 | cosine | 24 | 10 epochs |
+//! | Places-LT | ResNet-152 (from torchvision's ImageNet weights: `methods::RESNET152_IMAGENET`) | 30 | 256 | 0.1 | cosine | 24 | 10 epochs |
 //!
 //! The thesis's methods (KPS, FBL, GCL) use the thesis's own tables instead on the papers'
 //! benchmarks ([`Dataset::thesis_recipe`]: CIFAR batch 64, x0.1 at 160 and again at 180).
@@ -150,7 +150,7 @@ impl Dataset {
             Dataset::FashionMnistLt => TrainRecipe {
                 epochs: 15,
                 batch_size: 128,
-                lr: LrConfig { base: 0.1, warmup_epochs: 1, warmup_per_step: true, decay: steps(vec![12, 14], vec![0.01, 0.0001]) },
+                lr: LrConfig { base: 0.1, warmup_epochs: 1, warmup_per_step: true, warmup_start: 0.0, decay: steps(vec![12, 14], vec![0.01, 0.0001]) },
                 weight_decay: 2e-4,
                 drw_epoch: 12,
                 stage2_epochs: 5,
@@ -178,12 +178,14 @@ impl Dataset {
     /// overall), as the authors' code does (the spec's best reading); large-scale decays are x0.1
     /// at each milestone. CIFAR batch 64 follows the text and the authors' README (GCL's Table 5.1
     /// prints 128; its code uses 64). Places-LT starts from an ImageNet-pretrained ResNet-152 in
-    /// the thesis; ours trains from scratch unless `init_from` names a run.
+    /// the thesis, as the configs do (`methods::RESNET152_IMAGENET`), training only its last stage and
+    /// the head in stage I as the authors' code.
     pub fn thesis_recipe(self, table: ThesisTable) -> Option<TrainRecipe> {
         let steps = |base: f64, warmup_epochs: usize, at: [usize; 2]| LrConfig {
             base,
             warmup_epochs,
             warmup_per_step: false,
+            warmup_start: 0.0,
             decay: Decay::Steps { at: at.to_vec(), factors: vec![0.1, 0.01] },
         };
         let recipe = |epochs: usize, batch_size: usize, lr: LrConfig, weight_decay: f64, stage2_epochs: usize| TrainRecipe {

@@ -1,8 +1,13 @@
-//! Terminal progress: epoch, step, loss, accuracy, images/s and ETA, printed at most every few
-//! seconds (and always at the end of an epoch), mirrored into the run's log.
+//! Terminal progress: epoch, step, loss, accuracy, images/s and ETA, mirrored into the run's log.
+//!
+//! On a terminal a live bar (indicatif) carries the running numbers of the epoch, refreshed every
+//! second, and the epoch lines print above it; in logs and pipes (or with `LONGTAIL_PROGRESS=lines`)
+//! the step lines are printed at most every few seconds, as plain lines.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Prints progress lines for one stage.
 pub struct Progress {
@@ -13,6 +18,24 @@ pub struct Progress {
     /// Images of the whole stage still to go, for the ETA.
     total_images: usize,
     done_images: usize,
+    /// The live bar on a terminal.
+    bar: Option<ProgressBar>,
+}
+
+/// Whether long work draws a live bar: stderr is a terminal and `LONGTAIL_PROGRESS` is not `lines`.
+pub fn draws_bar() -> bool {
+    std::io::stderr().is_terminal() && std::env::var("LONGTAIL_PROGRESS").map_or(true, |v| v != "lines")
+}
+
+/// A bar over `total` units (`B`: bytes) drawn to `target`, its message the latest progress line.
+pub fn bar(total: u64, unit: &str, target: ProgressDrawTarget) -> ProgressBar {
+    let template = if unit == "B" {
+        "{msg}\n[{bar:40}] {percent:>3}% {bytes}/{total_bytes} | {bytes_per_sec} | ETA {eta}".to_string()
+    } else {
+        format!("{{msg}}\n[{{bar:40}}] {{percent:>3}}% {{human_pos}}/{{human_len}} {unit} | {{per_sec}} | ETA {{eta}}")
+    };
+    let style = ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ");
+    ProgressBar::with_draw_target(Some(total), target).with_style(style)
 }
 
 /// Formats seconds as `1h02m03s` / `2m03s` / `3s`.
@@ -27,13 +50,43 @@ pub fn format_duration(secs: f64) -> String {
 
 impl Progress {
     pub fn new(quiet: bool, total_images: usize) -> Self {
+        let target = (!quiet && draws_bar()).then(ProgressDrawTarget::stderr);
+        Self::with_target(quiet, total_images, target)
+    }
+
+    /// A progress with a bar drawn to `target` (none: plain lines).
+    pub fn with_target(quiet: bool, total_images: usize, target: Option<ProgressDrawTarget>) -> Self {
         let now = Instant::now();
-        Self { quiet, start: now, last: now - Duration::from_secs(60), interval: Duration::from_secs(5), total_images, done_images: 0 }
+        let bar = target.map(|t| bar(total_images as u64, "img", t));
+        // the bar's message is refreshed every second (each refresh reads the loss off the device)
+        let interval = Duration::from_secs(if bar.is_some() { 1 } else { 5 });
+        Self { quiet, start: now, last: now - Duration::from_secs(60), interval, total_images, done_images: 0, bar }
     }
 
     /// Counts `images` as processed.
     pub fn advance(&mut self, images: usize) {
         self.done_images += images;
+        if let Some(b) = &self.bar {
+            b.inc(images as u64);
+        }
+    }
+
+    /// Shows a step line: the bar's message on a terminal, a printed line otherwise.
+    pub fn step(&mut self, line: &str) {
+        match &self.bar {
+            Some(b) => {
+                self.last = Instant::now();
+                b.set_message(line.to_string());
+            }
+            None => {
+                self.print(line);
+            }
+        }
+    }
+
+    /// The bar's current message and position (tests).
+    pub fn bar_state(&self) -> Option<(String, u64)> {
+        self.bar.as_ref().map(|b| (b.message(), b.position()))
     }
 
     /// Whether a line is due.
@@ -52,14 +105,24 @@ impl Progress {
         if rate > 0.0 { self.total_images.saturating_sub(self.done_images) as f64 / rate } else { 0.0 }
     }
 
-    /// Prints a line (to stderr) and returns it.
+    /// Prints a line (to stderr, above the bar if there is one) and returns it.
     pub fn print(&mut self, line: &str) -> String {
         self.last = Instant::now();
-        if !self.quiet {
+        if let Some(b) = &self.bar {
+            b.println(line);
+        } else if !self.quiet {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{line}");
         }
         line.to_string()
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
     }
 }
 
@@ -130,4 +193,29 @@ pub fn epoch_line(at: &Position, record: &crate::run_dir::EpochRecord, scaler: O
         }
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bar_carries_the_step_line_and_counts_images() {
+        let mut p = Progress::with_target(false, 1000, Some(ProgressDrawTarget::hidden()));
+        p.advance(128);
+        p.advance(128);
+        p.step("[ce 1/1] epoch 1/2 step 2/8 | loss 2.3026");
+        assert_eq!(p.bar_state(), Some(("[ce 1/1] epoch 1/2 step 2/8 | loss 2.3026".to_string(), 256)));
+        assert_eq!(p.print("epoch done"), "epoch done");
+    }
+
+    #[test]
+    fn without_a_terminal_there_is_no_bar() {
+        let p = Progress::with_target(false, 10, None);
+        assert_eq!(p.bar_state(), None);
+        // test harnesses capture stderr: not a terminal
+        if !std::io::stderr().is_terminal() {
+            assert_eq!(Progress::new(false, 10).bar_state(), None);
+        }
+    }
 }

@@ -223,8 +223,42 @@ impl BatchRecipe for H2tFusion {
     }
 }
 
+/// BBN's cumulative learning ([`crate::config::CumulativeConfig`]): stream 0 (instance-sampled)
+/// through the conventional branch, stream 1 (reverse-sampled) through the re-balancing branch,
+/// `alpha` of the epoch ([`crate::cumulative::alpha`]), the loss `alpha L(z, y_c) + (1 - alpha)
+/// L(z, y_r)` (`combiner.py:56-58`); the training accuracy counts `y_c`.
+pub struct Cumulative {
+    pub sampler: SamplerSpec,
+    pub div_epoch: Option<usize>,
+}
+
+impl BatchRecipe for Cumulative {
+    fn paired_samplers(&self) -> Vec<SamplerSpec> {
+        vec![self.sampler.clone()]
+    }
+
+    fn step(&self, network: &Network, batches: Vec<DeviceBatch>, loss: &LossContext, _: &mut ChaCha8Rng) -> Result<StepOutput> {
+        let mut batches = batches.into_iter();
+        let (Some(conv), Some(rebal)) = (batches.next(), batches.next()) else {
+            return Err(TrainError::Run("a BBN step needs an instance-sampled and a reverse-sampled batch".into()));
+        };
+        let div = self.div_epoch.unwrap_or_else(|| crate::cumulative::div_epoch(loss.state.total_epochs));
+        let alpha = crate::cumulative::alpha(loss.state.epoch, div);
+        let out = network.forward_two_branch(conv.images, rebal.images, alpha).map_err(|e| TrainError::config("cumulative", e.to_string()))?;
+        let n = out.logits.dims()[0];
+        let narrow = |t: Tensor<1, Int>| t.narrow(0, 0, n);
+        let inputs_c = loss_inputs(&out, narrow(conv.targets), conv.coarse.map(narrow));
+        let inputs_r = LossInputs { targets: narrow(rebal.targets), coarse_targets: rebal.coarse.map(narrow), ..inputs_c.clone() };
+        let value = crate::mixup::mixup_criterion(|i, s| loss.mean(i, s), &inputs_c, &inputs_r, alpha, loss.state)?;
+        Ok(StepOutput { loss: value, logits: out.logits, targets: inputs_c.targets })
+    }
+}
+
 /// The recipe a stage config asks for (`counts`: the training counts per class).
 pub fn recipe_of(stage: &StageConfig, counts: &[usize]) -> Box<dyn BatchRecipe> {
+    if let Some(c) = &stage.cumulative {
+        return Box::new(Cumulative { sampler: c.sampler.clone(), div_epoch: c.div_epoch });
+    }
     if let Some(h2t) = &stage.h2t {
         return Box::new(H2tFusion { ratio: h2t.ratio, fusing_sampler: h2t.fusing_sampler.clone() });
     }

@@ -33,18 +33,27 @@ pub struct LrConfig {
     /// Warm up per step (Goyal et al.) rather than per epoch (the LDAM-DRW code's `lr * epoch / 5`).
     #[serde(default = "default_true")]
     pub warmup_per_step: bool,
+    /// The warm-up's starting factor `s`: the rate is `base (s (1 - a) + a)` with `a` the
+    /// warm-up fraction (BBN's `WarmupMultiStepLR`, `warmup_factor` 1/3); 0 is the plain linear
+    /// warm-up `base a`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warmup_start: f64,
     pub decay: Decay,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl LrConfig {
     /// The CIFAR-LT recipe: 5 warm-up epochs, x0.01 at 160, x0.0001 at 180 (of 200).
     pub fn cifar(base: f64) -> Self {
-        Self { base, warmup_epochs: 5, warmup_per_step: false, decay: Decay::Steps { at: vec![160, 180], factors: vec![0.01, 0.0001] } }
+        Self { base, warmup_epochs: 5, warmup_per_step: false, warmup_start: 0.0, decay: Decay::Steps { at: vec![160, 180], factors: vec![0.01, 0.0001] } }
     }
 
     /// Cosine to `min` with no warm-up.
     pub fn cosine(base: f64, min: f64) -> Self {
-        Self { base, warmup_epochs: 0, warmup_per_step: true, decay: Decay::Cosine { min } }
+        Self { base, warmup_epochs: 0, warmup_per_step: true, warmup_start: 0.0, decay: Decay::Cosine { min } }
     }
 
     /// The rate at 0-based `epoch` of `epochs`, step `step` of `steps_per_epoch`.
@@ -55,7 +64,7 @@ impl LrConfig {
             } else {
                 (epoch + 1) as f64 / self.warmup_epochs as f64
             };
-            return self.base * frac;
+            return self.base * (self.warmup_start * (1.0 - frac) + frac);
         }
         match &self.decay {
             Decay::Constant => self.base,
@@ -80,6 +89,9 @@ impl LrConfig {
     pub fn validate(&self, field: &str) -> Result<(), crate::TrainError> {
         if !(self.base.is_finite() && self.base > 0.0) {
             return Err(crate::TrainError::config(format!("{field}.base"), format!("must be a positive number, got {}", self.base)));
+        }
+        if !(0.0..=1.0).contains(&self.warmup_start) {
+            return Err(crate::TrainError::config(format!("{field}.warmup_start"), format!("must be in [0, 1], got {}", self.warmup_start)));
         }
         if let Decay::Steps { at, factors } = &self.decay {
             if at.len() != factors.len() {

@@ -36,6 +36,8 @@ pub fn source_dir(source: &RunSource, dir: &RunDir, label: &str) -> PathBuf {
     match source {
         RunSource::Run { run } => run.clone(),
         RunSource::Config { .. } => dir.sources().join(label),
+        // not a run: the file itself (callers load it with `engine::pretrained_network`)
+        RunSource::Weights(w) => w.weights.clone(),
     }
 }
 

@@ -57,12 +57,13 @@ pub fn change_head(network: Network, change: &HeadChange, model: &ModelConfig, c
 }
 
 /// Sets which parameters train (and the batch-norm mode of frozen backbones).
-pub fn set_trainable(network: Network, stage: &StageConfig) -> Network {
+pub fn set_trainable(network: Network, stage: &StageConfig) -> Result<Network> {
     let network = network.unfreeze();
-    let network = match stage.train {
+    let network = match &stage.train {
         Trainable::All => network,
         Trainable::Classifier => network.freeze_backbones(false),
         Trainable::ClassifierShiftBn => network.freeze_backbones(true),
+        Trainable::Parts(parts) => longtail_models::parts::train_only(network, parts).map_err(|e| TrainError::config("train.parts", e.to_string()))?,
     };
     // LWS learns only the scales on top of the linear classifier, DisAlign only its calibration.
     match network {
@@ -72,9 +73,9 @@ pub fn set_trainable(network: Network, stage: &StageConfig) -> Network {
                 Head::DisAlign(h) => Head::DisAlign(DisAlignHead { fc: h.fc.no_grad(), ..h }),
                 other => other,
             };
-            Network::Classifier(c)
+            Ok(Network::Classifier(c))
         }
-        other => other,
+        other => Ok(other),
     }
 }
 

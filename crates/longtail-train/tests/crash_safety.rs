@@ -141,8 +141,13 @@ fn crash_safety() {
     let dir = tmp.path().join("diverged");
     let mut wild = cfg.clone();
     wild.stages[0].epochs = 3;
-    wild.stages[0].lr =
-        longtail_train::schedule::LrConfig { base: 0.05, warmup_epochs: 0, warmup_per_step: true, decay: longtail_train::schedule::Decay::Constant };
+    wild.stages[0].lr = longtail_train::schedule::LrConfig {
+        base: 0.05,
+        warmup_epochs: 0,
+        warmup_per_step: true,
+        warmup_start: 0.0,
+        decay: longtail_train::schedule::Decay::Constant,
+    };
     train(&wild, &RunOptions { max_epochs: Some(1), ..opts(&dir) }).unwrap();
     // the edit a diverging user would not make: blow the learning rate up for the next epochs
     let mut state = RunDir::new(&dir).read_state().unwrap();

@@ -21,7 +21,13 @@ fn cifar_recipe_gives_the_exact_rates() {
 
 #[test]
 fn per_step_warmup_and_cosine() {
-    let lr = LrConfig { base: 0.1, warmup_epochs: 1, warmup_per_step: true, decay: Decay::Steps { at: vec![12, 14], factors: vec![0.01, 0.0001] } };
+    let lr = LrConfig {
+        base: 0.1,
+        warmup_epochs: 1,
+        warmup_per_step: true,
+        warmup_start: 0.0,
+        decay: Decay::Steps { at: vec![12, 14], factors: vec![0.01, 0.0001] },
+    };
     assert!((lr.rate(0, 15, 0, 100) - 0.001).abs() < 1e-12);
     assert!((lr.rate(0, 15, 49, 100) - 0.05).abs() < 1e-12);
     assert!((lr.rate(0, 15, 99, 100) - 0.1).abs() < 1e-12);

@@ -162,7 +162,7 @@ fn disalign_stage_trains_only_the_calibration_on_the_frozen_classifier() {
     assert_eq!(stage.head, longtail_train::config::HeadChange::DisAlign);
     assert_eq!(stage.train, longtail_train::config::Trainable::ClassifierShiftBn, "the method's own stage II trains the calibration only");
     let net = longtail_train::stage::change_head(net, &stage.head, &model, &[8, 4, 2, 1], 1, 1, &d).unwrap();
-    let net = longtail_train::stage::set_trainable(net, &stage);
+    let net = longtail_train::stage::set_trainable(net, &stage).unwrap();
     let Some(Head::DisAlign(h)) = net.head() else { panic!("not a DisAlign head: {:?}", net.head().map(Head::kind_name)) };
     // the frozen classifier is the stage-I one; the calibration starts as the code's
     assert_eq!(values(h.fc.weight.val().inner()), values(before.inner()));

@@ -84,11 +84,33 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-    /// Obtain a dataset (fashion-mnist: data folder, Debian package, download or apt).
+    /// Write a run's final weights as safetensors for other tools (PyTorch: `--names torchvision`).
+    Export {
+        #[arg(long)]
+        run: PathBuf,
+        /// The file to write (`model.safetensors`).
+        #[arg(long)]
+        to: PathBuf,
+        /// Key names: `burn` (longtail's own, loadable with `init_from`), `torchvision` (ResNet-50 /
+        /// 152, ResNeXt-50: `torchvision.models.resnet50().load_state_dict(...)`; timm's are the
+        /// same) or `ldam-cifar` (the CIFAR ResNets of the LDAM-DRW code base).
+        #[arg(long, default_value = "burn")]
+        names: String,
+    },
+    /// Download a dataset or pretrained file, checked against its published checksum:
+    /// cifar10, cifar100 (binary versions), cifar10-python, cifar100-python (torchvision's
+    /// layout), fashion-mnist (also from Debian's package or apt), resnet152-imagenet
+    /// (torchvision's, for the Places-LT configs).
     Fetch {
         dataset: String,
+        /// The folder to fetch into [default: data/cifar10, data/cifar100, data/fashion-mnist,
+        /// data/pretrained].
         #[arg(long)]
         data_root: Option<PathBuf>,
+        /// A server holding the same file names in place of the official host (also
+        /// `LONGTAIL_MIRROR`).
+        #[arg(long)]
+        mirror: Option<String>,
     },
 }
 
@@ -179,7 +201,7 @@ pub struct TrainArgs {
     /// Stop after this many epochs (the run stays resumable).
     #[arg(long)]
     pub max_epochs: Option<usize>,
-    /// Folder for datasets fetched on demand (Fashion-MNIST).
+    /// Folder for datasets fetched on demand (Fashion-MNIST; CIFAR: replaces the config's root).
     #[arg(long)]
     pub data_root: Option<PathBuf>,
     /// Skip writing report.md / report.html.
@@ -197,16 +219,30 @@ pub struct TrainArgs {
     pub precision: Option<String>,
 }
 
-/// Fills in Fashion-MNIST's location when it has to be fetched.
+/// Fills in the data's location, fetching Fashion-MNIST or CIFAR when their files are missing
+/// (CIFAR into the config's root, or `--data-root`).
 fn provide_data(config: &mut ExperimentConfig, data_root: Option<&Path>, quiet: bool) -> Result<()> {
-    let takes_root = matches!(config.data.source, SourceSpec::FashionMnist { root: None });
+    let takes_root = matches!(config.data.source, SourceSpec::FashionMnist { root: None } | SourceSpec::Cifar10 { .. } | SourceSpec::Cifar100 { .. });
     if let Some(r) = data_root
         && !takes_root
     {
         bail!(
-            "--data-root {} applies to a Fashion-MNIST config without its own root; this config's data source names its files (set them with --set data.source...)",
+            "--data-root {} applies to a Fashion-MNIST config without its own root or a CIFAR config; this config's data source names its files (set them with --set data.source...)",
             r.display()
         );
+    }
+    if let SourceSpec::Cifar10 { root } | SourceSpec::Cifar100 { root } = &mut config.data.source {
+        if let Some(r) = data_root {
+            *root = r.to_path_buf();
+        }
+        let hundred = matches!(config.data.source, SourceSpec::Cifar100 { .. });
+        let (SourceSpec::Cifar10 { root } | SourceSpec::Cifar100 { root }) = &config.data.source else { unreachable!() };
+        let found =
+            if hundred { longtail_data::readers::cifar::locate_cifar100(root).is_ok() } else { longtail_data::readers::cifar::locate_cifar10(root).is_ok() };
+        if !found {
+            crate::fetch::ensure_cifar(hundred, &root.clone(), quiet)?;
+        }
+        return Ok(());
     }
     if let SourceSpec::FashionMnist { root } = &mut config.data.source {
         let wanted = root.clone().or_else(|| data_root.map(Path::to_path_buf));
@@ -483,11 +519,26 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             println!("{}", serde_json::to_string(&result)?);
         }
-        Command::Fetch { dataset, data_root } => {
-            if !matches!(dataset.as_str(), "fashion-mnist" | "fashion-mnist-lt") {
-                bail!("only fashion-mnist can be fetched; CIFAR, ImageNet-LT, iNaturalist and Places-LT need their official downloads (see docs/datasets.md)");
+        Command::Export { run, to, names } => {
+            let (network, _) = longtail_train::load_run_network(&run, &select_device(device)?)?;
+            let written = match names.as_str() {
+                "burn" => {
+                    longtail_models::weights::save_safetensors(&network, &to)?;
+                    longtail_models::parts::parameter_paths(&network).len()
+                }
+                other => {
+                    let layout: longtail_models::weights::PytorchLayout = serde_json::from_value(serde_json::Value::String(other.to_string()))
+                        .map_err(|_| anyhow!("--names {other}: expected burn, torchvision, timm or ldam-cifar"))?;
+                    longtail_models::weights::export_pytorch(&network, &to, layout)?
+                }
+            };
+            if !cli.quiet {
+                eprintln!("{written} tensors written with {names} names");
             }
-            println!("{}", crate::fetch::ensure_fashion_mnist(data_root.as_deref(), false, cli.quiet)?.display());
+            println!("{}", to.display());
+        }
+        Command::Fetch { dataset, data_root, mirror } => {
+            println!("{}", crate::fetch::fetch_named(&dataset, data_root.as_deref(), mirror.as_deref(), cli.quiet)?.display());
         }
     }
     Ok(())

@@ -37,7 +37,13 @@ fn quick(method: &str, args: &QuickstartArgs, arch: Arch, root: &Path) -> Result
     for s in &mut c.stages {
         if s.epochs > 0 {
             s.epochs = args.epochs;
-            s.lr = LrConfig { base: s.lr.base, warmup_epochs: usize::from(args.epochs > 2), warmup_per_step: true, decay: Decay::Cosine { min: 0.0 } };
+            s.lr = LrConfig {
+                base: s.lr.base,
+                warmup_epochs: usize::from(args.epochs > 2),
+                warmup_per_step: true,
+                warmup_start: 0.0,
+                decay: Decay::Cosine { min: 0.0 },
+            };
         }
     }
     Ok(c)

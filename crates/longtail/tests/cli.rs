@@ -299,3 +299,106 @@ fn method_binaries_match_the_method_registry() {
         assert!(src.contains("method_main(env!(\"CARGO_BIN_NAME\"))"), "{}'s binary: run `cargo xtask configs`", m.name);
     }
 }
+
+/// A one-shot HTTP server on 127.0.0.1 answering every request with `body` (status 200).
+fn serve(body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    (url, handle)
+}
+
+/// A port nothing listens on.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+/// A failure whose message spans lines (an instruction): exit code 1, `error:` first, no panic.
+fn assert_instruction(o: &Output, needle: &str) {
+    let (_, err) = text(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains("error: ") && err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked") && !err.contains("stack backtrace"), "{err}");
+}
+
+#[test]
+fn fetch_checks_the_published_checksum_and_says_what_to_do_offline() {
+    let ws = workspace();
+    let cwd = ws.path();
+    // a server that answers with something else than CIFAR-10's archive: refused by its MD5
+    let (url, server) = serve(b"not the CIFAR-10 archive".to_vec());
+    let o = longtail(&["fetch", "cifar10", "--data-root", "cifar", "--mirror", &url], cwd);
+    server.join().unwrap();
+    assert_clean_error(&o, "c32a1d4ab5d03f1284b67883e8d87530");
+    let (_, err) = text(&o);
+    assert!(err.contains("fetching CIFAR-10 (162.2 MiB) from http://127.0.0.1"), "{err}");
+    assert!(!cwd.join("cifar/cifar-10-batches-bin").exists(), "no dataset is left behind");
+    assert!(!cwd.join("cifar/.partial/cifar-10-binary.tar.gz.part").exists(), "the bad download is removed");
+    // unreachable: the exact instruction
+    let o = longtail(&["fetch", "cifar100", "--data-root", "c100", "--mirror", &closed_port()], cwd);
+    assert_instruction(&o, "mkdir -p c100 && cd c100 && curl -fLO https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz && tar xzf cifar-100-binary.tar.gz");
+    // a training run whose CIFAR data is missing fetches it on demand, with one line saying so
+    let o = Command::new(env!("CARGO_BIN_EXE_longtail"))
+        .args(["train", "--method", "ce", "--dataset", "cifar10-lt", "--data-root", "c10"])
+        .current_dir(cwd)
+        .env("LONGTAIL_MIRROR", closed_port())
+        .output()
+        .unwrap();
+    assert_instruction(&o, "CIFAR-10 could not be downloaded");
+    let (_, err) = text(&o);
+    assert!(err.contains("fetching CIFAR-10 (162.2 MiB) from http://127.0.0.1") && err.contains("into c10"), "{err}");
+    assert_clean_error(&longtail(&["fetch", "imagenet-lt"], cwd), "known are cifar10, cifar100");
+}
+
+#[test]
+fn export_writes_pytorch_names_that_init_from_reads_back() {
+    let ws = workspace();
+    let cwd = ws.path();
+    let o = longtail(&["-q", "train", "--config", "tiny.toml", "--set", "stages.0.epochs=1", "--out", "runs/ce"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = longtail(&["export", "--run", "runs/ce", "--to", "ldam.safetensors", "--names", "ldam-cifar"], cwd);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let bytes = std::fs::read(cwd.join("ldam.safetensors")).unwrap();
+    let header = String::from_utf8_lossy(&bytes[8..8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize]).into_owned();
+    assert!(header.contains("\"linear.weight\"") && header.contains("\"layer3.0.bn2.running_var\"") && !header.contains("gamma"), "{header}");
+    // the exported file starts a run: the head only trains, from the exported weights
+    let init = r#"init_from={ weights = "ldam.safetensors", layout = "ldam-cifar", with_classifier = true }"#;
+    let o = longtail(
+        &[
+            "-q",
+            "train",
+            "--config",
+            "tiny.toml",
+            "--set",
+            init,
+            "--set",
+            "stages.0.epochs=1",
+            "--set",
+            "stages.0.train={ parts = [\"head\"] }",
+            "--out",
+            "runs/ft",
+        ],
+        cwd,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_clean_error(&longtail(&["export", "--run", "runs/ce", "--to", "tv.safetensors", "--names", "torchvision"], cwd), "no torchvision counterpart");
+    assert_clean_error(
+        &longtail(&["export", "--run", "runs/ce", "--to", "x.safetensors", "--names", "caffe"], cwd),
+        "expected burn, torchvision, timm or ldam-cifar",
+    );
+    let o = longtail(&["-q", "train", "--config", "tiny.toml", "--set", r#"init_from={ weights = "ldam.safetensors" }"#, "--out", "runs/bad"], cwd);
+    assert_clean_error(&o, "needs its `layout`");
+}

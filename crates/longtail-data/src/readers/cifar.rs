@@ -1,12 +1,19 @@
-//! CIFAR-10 and CIFAR-100, binary version.
+//! CIFAR-10 and CIFAR-100, from the binary version or from the python version torchvision uses.
 //!
-//! CIFAR-10 (`cifar-10-batches-bin/`): `data_batch_1.bin` .. `data_batch_5.bin` and
+//! Binary CIFAR-10 (`cifar-10-batches-bin/`): `data_batch_1.bin` .. `data_batch_5.bin` and
 //! `test_batch.bin`, each record 1 label byte + 3072 pixel bytes (1024 red, 1024 green, 1024 blue,
-//! row-major 32x32); class names in `batches.meta.txt`.
+//! row-major 32x32); class names in `batches.meta.txt`. Binary CIFAR-100 (`cifar-100-binary/`):
+//! `train.bin` and `test.bin`, each record a coarse label byte, a fine label byte and 3072 pixel
+//! bytes; names in `fine_label_names.txt` and `coarse_label_names.txt`.
 //!
-//! CIFAR-100 (`cifar-100-binary/`): `train.bin` and `test.bin`, each record a coarse label byte, a
-//! fine label byte and 3072 pixel bytes; names in `fine_label_names.txt` and
-//! `coarse_label_names.txt`. The 20 superclasses become the dataset's hierarchy.
+//! Python CIFAR-10 (`cifar-10-batches-py/`): pickled dicts `data_batch_1` .. `data_batch_5` and
+//! `test_batch`, each with `data` (uint8 N x 3072, the same planar rows) and `labels`; names in
+//! `batches.meta` (`label_names`). Python CIFAR-100 (`cifar-100-python/`): `train` and `test`
+//! with `fine_labels` and `coarse_labels`; names in `meta` (`fine_label_names`,
+//! `coarse_label_names`). Read by the safe [`super::pickle`] reader, in torchvision's order.
+//!
+//! Both layouts give the same samples in file order with HWC pixels; where a folder of each is
+//! present the binary one is read. CIFAR-100's 20 superclasses become the dataset's hierarchy.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +26,10 @@ use crate::hierarchy::Hierarchy;
 const PIXELS: usize = 3072;
 const SIDE: usize = 32;
 
-/// Parsed records of one CIFAR file: HWC pixels and labels (fine, optional coarse).
+mod python;
+
+/// Parsed records of CIFAR files: HWC pixels and labels (fine, optional coarse).
+#[derive(Default)]
 struct Records {
     pixels: Vec<u8>,
     fine: Vec<usize>,
@@ -44,15 +54,18 @@ fn parse(path: &Path, label_bytes: usize, num_fine: usize, records: &mut Records
             records.coarse.push(chunk[0] as usize);
         }
         records.fine.push(fine);
-        // planar CHW -> interleaved HWC
-        let planes = &chunk[label_bytes..];
-        for p in 0..SIDE * SIDE {
-            for c in 0..3 {
-                records.pixels.push(planes[c * SIDE * SIDE + p]);
-            }
-        }
+        push_hwc(&chunk[label_bytes..], &mut records.pixels);
     }
     Ok(())
+}
+
+/// Appends one image of planar CHW bytes as interleaved HWC.
+fn push_hwc(planes: &[u8], pixels: &mut Vec<u8>) {
+    for p in 0..SIDE * SIDE {
+        for c in 0..3 {
+            pixels.push(planes[c * SIDE * SIDE + p]);
+        }
+    }
 }
 
 fn dataset(name: &str, classes: Vec<String>, records: Records) -> Result<Dataset> {
@@ -72,45 +85,119 @@ fn names_or_default(path: &Path, n: usize, prefix: &str) -> Result<Vec<String>> 
     }
 }
 
-/// Locates the CIFAR-10 binary folder: `root` itself or `root/cifar-10-batches-bin`.
+/// The two on-disk versions of CIFAR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `cifar-10-batches-bin/`, `cifar-100-binary/`.
+    Binary,
+    /// torchvision's pickles: `cifar-10-batches-py/`, `cifar-100-python/`.
+    Python,
+}
+
+/// Where a CIFAR version lives: its folders of each layout and a file each must hold.
+struct Folders {
+    title: &'static str,
+    binary: (&'static str, &'static str),
+    python: (&'static str, &'static str),
+    archives: (&'static str, &'static str),
+}
+
+const CIFAR10: Folders = Folders {
+    title: "CIFAR-10",
+    binary: ("cifar-10-batches-bin", "test_batch.bin"),
+    python: ("cifar-10-batches-py", "test_batch"),
+    archives: ("cifar-10-binary.tar.gz", "cifar-10-python.tar.gz"),
+};
+
+const CIFAR100: Folders = Folders {
+    title: "CIFAR-100",
+    binary: ("cifar-100-binary", "test.bin"),
+    python: ("cifar-100-python", "test"),
+    archives: ("cifar-100-binary.tar.gz", "cifar-100-python.tar.gz"),
+};
+
+/// Binary first (`root`, then its binary folder), then python (`root`, then its python folder).
+fn locate(root: &Path, f: &Folders) -> Result<(PathBuf, Layout)> {
+    let binary = find_dir(root, &[".", f.binary.0], f.binary.1).map(|d| (d, Layout::Binary));
+    binary.or_else(|| find_dir(root, &[".", f.python.0], f.python.1).map(|d| (d, Layout::Python))).ok_or_else(|| DataError::NotFound {
+        what: format!("{} under {} (neither {}/{} nor {}/{})", f.title, root.display(), f.binary.0, f.binary.1, f.python.0, f.python.1),
+        hint: format!(
+            "download {} (binary) or {} (the python version torchvision uses) from https://www.cs.toronto.edu/~kriz/cifar.html and extract it there",
+            f.archives.0, f.archives.1
+        ),
+    })
+}
+
+/// Locates the CIFAR-10 folder and its layout: `root` or `root/cifar-10-batches-bin` with the
+/// binary files, else `root` or `root/cifar-10-batches-py` with the pickles.
+pub fn locate_cifar10_layout(root: &Path) -> Result<(PathBuf, Layout)> {
+    locate(root, &CIFAR10)
+}
+
+/// Locates the CIFAR-100 folder and its layout: `root` or `root/cifar-100-binary` with the
+/// binary files, else `root` or `root/cifar-100-python` with the pickles.
+pub fn locate_cifar100_layout(root: &Path) -> Result<(PathBuf, Layout)> {
+    locate(root, &CIFAR100)
+}
+
+/// The CIFAR-10 folder (see [`locate_cifar10_layout`]).
 pub fn locate_cifar10(root: &Path) -> Result<PathBuf> {
-    find_dir(root, &[".", "cifar-10-batches-bin"], "test_batch.bin").ok_or_else(|| DataError::NotFound {
-        what: format!("CIFAR-10 binary files under {}", root.display()),
-        hint: "download cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it there".into(),
-    })
+    locate_cifar10_layout(root).map(|(dir, _)| dir)
 }
 
-/// Locates the CIFAR-100 binary folder: `root` itself or `root/cifar-100-binary`.
+/// The CIFAR-100 folder (see [`locate_cifar100_layout`]).
 pub fn locate_cifar100(root: &Path) -> Result<PathBuf> {
-    find_dir(root, &[".", "cifar-100-binary"], "test.bin").ok_or_else(|| DataError::NotFound {
-        what: format!("CIFAR-100 binary files under {}", root.display()),
-        hint: "download cifar-100-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it there".into(),
-    })
+    locate_cifar100_layout(root).map(|(dir, _)| dir)
 }
 
-/// Reads CIFAR-10 (balanced train and test splits).
-pub fn read_cifar10(root: &Path) -> Result<Splits> {
-    let dir = locate_cifar10(root)?;
-    let classes = names_or_default(&dir.join("batches.meta.txt"), 10, "class_")?;
-    let mut train = Records { pixels: Vec::new(), fine: Vec::new(), coarse: Vec::new() };
-    for b in 1..=5 {
-        parse(&dir.join(format!("data_batch_{b}.bin")), 1, 10, &mut train)?;
+/// Appends the data file `stem` (`data_batch_1`, `train`, ...) of either layout; returns its path.
+fn read_part(dir: &Path, layout: Layout, stem: &str, cifar100: bool, records: &mut Records) -> Result<PathBuf> {
+    let num_fine = if cifar100 { 100 } else { 10 };
+    match layout {
+        Layout::Binary => {
+            let path = dir.join(format!("{stem}.bin"));
+            parse(&path, if cifar100 { 2 } else { 1 }, num_fine, records)?;
+            Ok(path)
+        }
+        Layout::Python => {
+            let path = dir.join(stem);
+            python::parse_batch(&path, num_fine, cifar100, records)?;
+            Ok(path)
+        }
     }
-    let mut test = Records { pixels: Vec::new(), fine: Vec::new(), coarse: Vec::new() };
-    parse(&dir.join("test_batch.bin"), 1, 10, &mut test)?;
+}
+
+/// Class names from the text file `txt` (binary) or the `key` list of the pickle `meta` (python).
+fn class_names(dir: &Path, layout: Layout, txt: &str, (meta, key): (&str, &str), n: usize, prefix: &str) -> Result<Vec<String>> {
+    match layout {
+        Layout::Binary => names_or_default(&dir.join(txt), n, prefix),
+        Layout::Python => python::names_or_default(&dir.join(meta), key, n, prefix),
+    }
+}
+
+/// Reads CIFAR-10 (balanced train and test splits) from either layout.
+pub fn read_cifar10(root: &Path) -> Result<Splits> {
+    let (dir, layout) = locate_cifar10_layout(root)?;
+    let classes = class_names(&dir, layout, "batches.meta.txt", ("batches.meta", "label_names"), 10, "class_")?;
+    let mut train = Records::default();
+    for b in 1..=5 {
+        read_part(&dir, layout, &format!("data_batch_{b}"), false, &mut train)?;
+    }
+    let mut test = Records::default();
+    read_part(&dir, layout, "test_batch", false, &mut test)?;
     Ok(Splits { train: dataset("cifar10", classes.clone(), train)?, test: dataset("cifar10", classes, test)?, val: None })
 }
 
-/// Reads CIFAR-100 with its 20-superclass hierarchy.
+/// Reads CIFAR-100 with its 20-superclass hierarchy from either layout.
 pub fn read_cifar100(root: &Path) -> Result<Splits> {
-    let dir = locate_cifar100(root)?;
-    let fine_names = names_or_default(&dir.join("fine_label_names.txt"), 100, "class_")?;
-    let coarse_names = names_or_default(&dir.join("coarse_label_names.txt"), 20, "superclass_")?;
-    let mut train = Records { pixels: Vec::new(), fine: Vec::new(), coarse: Vec::new() };
-    parse(&dir.join("train.bin"), 2, 100, &mut train)?;
-    let mut test = Records { pixels: Vec::new(), fine: Vec::new(), coarse: Vec::new() };
-    parse(&dir.join("test.bin"), 2, 100, &mut test)?;
-    let hierarchy = superclasses(&dir.join("train.bin"), &train, coarse_names)?;
+    let (dir, layout) = locate_cifar100_layout(root)?;
+    let fine_names = class_names(&dir, layout, "fine_label_names.txt", ("meta", "fine_label_names"), 100, "class_")?;
+    let coarse_names = class_names(&dir, layout, "coarse_label_names.txt", ("meta", "coarse_label_names"), 20, "superclass_")?;
+    let mut train = Records::default();
+    let train_path = read_part(&dir, layout, "train", true, &mut train)?;
+    let mut test = Records::default();
+    read_part(&dir, layout, "test", true, &mut test)?;
+    let hierarchy = superclasses(&train_path, &train, coarse_names)?;
     let train = dataset("cifar100", fine_names.clone(), train)?.with_hierarchy(hierarchy.clone())?;
     let test = dataset("cifar100", fine_names, test)?.with_hierarchy(hierarchy)?;
     Ok(Splits { train, test, val: None })

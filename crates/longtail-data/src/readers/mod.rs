@@ -5,6 +5,7 @@ pub mod folder;
 pub mod idx;
 pub mod inat;
 pub mod list;
+pub mod pickle;
 
 use std::path::{Path, PathBuf};
 
@@ -38,7 +39,7 @@ pub fn inside_root(path: &Path, source: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The first of `candidates` (relative to `root`) that is a directory containing `marker`.
+/// The first of `candidates` (relative to `root`) that is a directory containing the file `marker`.
 pub(crate) fn find_dir(root: &Path, candidates: &[&str], marker: &str) -> Option<PathBuf> {
-    candidates.iter().map(|c| root.join(c)).find(|d| d.join(marker).exists())
+    candidates.iter().map(|c| root.join(c)).find(|d| d.join(marker).is_file())
 }

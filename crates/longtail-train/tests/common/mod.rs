@@ -24,7 +24,7 @@ pub fn stage(name: &str, epochs: usize, loss: LossSpec) -> StageConfig {
         batch_size: 16,
         sampler: SamplerSpec::Instance,
         loss,
-        lr: LrConfig { base: 0.05, warmup_epochs: 0, warmup_per_step: true, decay: Decay::Constant },
+        lr: LrConfig { base: 0.05, warmup_epochs: 0, warmup_per_step: true, warmup_start: 0.0, decay: Decay::Constant },
         optimizer: OptimizerConfig { momentum: 0.9, weight_decay: 5e-4, nesterov: false },
         drw: None,
         deferred_sampler: None,
@@ -33,6 +33,7 @@ pub fn stage(name: &str, epochs: usize, loss: LossSpec) -> StageConfig {
         head: Default::default(),
         h2t: None,
         cmo: None,
+        cumulative: None,
     }
 }
 
