@@ -180,7 +180,9 @@ fn every_method_trains_end_to_end_and_beats_chance() {
         // and no re-weighting, which share one definition.
         let stage = config.stages.iter().rev().find(|s| s.epochs > 0);
         let fixed = stage.is_some_and(|s| {
-            s.drw.is_none() && s.cumulative.is_none() && !matches!(s.loss, LossSpec::Kps { .. } | LossSpec::Fbl { .. } | LossSpec::Hrdc { .. } | LossSpec::MultiGranularity { .. })
+            s.drw.is_none()
+                && s.cumulative.is_none()
+                && !matches!(s.loss, LossSpec::Kps { .. } | LossSpec::Fbl { .. } | LossSpec::Hrdc { .. } | LossSpec::MultiGranularity { .. })
         });
         let (losses, fixed) = match stage.map(|s| &s.loss) {
             Some(LossSpec::MultiGranularity { coarse_epochs, fine_epochs, drw_epoch, .. }) => {
