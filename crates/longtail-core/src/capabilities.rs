@@ -40,6 +40,10 @@ pub struct Needs {
     pub features: bool,
     /// Coarse labels from a class hierarchy (MGKT).
     pub coarse_labels: bool,
+    /// Every expert's logits (RIDE's loss): a multi-expert model.
+    pub experts: bool,
+    /// Exactly this many experts (ResLT's three branches).
+    pub expert_count: Option<usize>,
 }
 
 /// What a model's head provides (every model provides its pooled features).
@@ -47,11 +51,18 @@ pub struct Needs {
 pub struct Provides {
     pub logits: Logits,
     pub aux: Option<AuxHead>,
+    /// Experts whose logits come next to their mean (0: a single model).
+    pub experts: usize,
 }
 
 impl Provides {
     /// A single linear classifier.
-    pub const LINEAR: Provides = Provides { logits: Logits::Linear, aux: None };
+    pub const LINEAR: Provides = Provides { logits: Logits::Linear, aux: None, experts: 0 };
+
+    /// A head of `logits` with no second head.
+    pub const fn single(logits: Logits) -> Provides {
+        Provides { logits, aux: None, experts: 0 }
+    }
 
     /// Why a loss with `needs` cannot train on this head (`None`: it can).
     pub fn unmet(&self, needs: &Needs) -> Option<String> {
@@ -67,6 +78,14 @@ impl Provides {
         {
             return Some(format!("needs {}", aux.describe()));
         }
+        if needs.experts && self.experts == 0 {
+            return Some("needs a multi-expert model: set model.experts = { count = 3 } (RIDE)".into());
+        }
+        if let Some(n) = needs.expert_count
+            && self.experts != n
+        {
+            return Some(format!("needs a model with {n} branches (model.experts.count = {n}), not {}", self.experts));
+        }
         None
     }
 }
@@ -79,10 +98,16 @@ mod tests {
     fn a_need_is_met_only_by_the_head_that_provides_it() {
         let cosine = Needs { logits: Some(Logits::Cosine), ..Needs::default() };
         assert!(Provides::LINEAR.unmet(&cosine).unwrap().contains("cosine"));
-        assert_eq!(Provides { logits: Logits::Cosine, aux: None }.unmet(&cosine), None);
+        assert_eq!(Provides::single(Logits::Cosine).unmet(&cosine), None);
         let dual = Needs { aux: Some(AuxHead::Reweighting), ..Needs::default() };
-        assert!(Provides { logits: Logits::Linear, aux: Some(AuxHead::Coarse) }.unmet(&dual).unwrap().contains("dual"));
-        assert_eq!(Provides { logits: Logits::Linear, aux: Some(AuxHead::Reweighting) }.unmet(&dual), None);
+        assert!(Provides { logits: Logits::Linear, aux: Some(AuxHead::Coarse), experts: 0 }.unmet(&dual).unwrap().contains("dual"));
+        assert_eq!(Provides { logits: Logits::Linear, aux: Some(AuxHead::Reweighting), experts: 0 }.unmet(&dual), None);
         assert_eq!(Provides::LINEAR.unmet(&Needs::default()), None);
+        let experts = Needs { experts: true, ..Needs::default() };
+        assert!(Provides::single(Logits::Cosine).unmet(&experts).unwrap().contains("model.experts"));
+        assert_eq!(Provides { experts: 2, ..Provides::single(Logits::Cosine) }.unmet(&experts), None);
+        let three = Needs { experts: true, expert_count: Some(3), ..Needs::default() };
+        assert!(Provides { experts: 2, ..Provides::LINEAR }.unmet(&three).unwrap().contains("3 branches"));
+        assert_eq!(Provides { experts: 3, ..Provides::LINEAR }.unmet(&three), None);
     }
 }

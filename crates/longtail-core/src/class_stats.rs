@@ -33,6 +33,28 @@ pub fn log_prior(counts: &[usize], tau: f64) -> Vec<f64> {
     counts.iter().map(|&n| tau * (n as f64 / total as f64).ln()).collect()
 }
 
+/// Each class's frequency rank: 0 for the most training images, ties by class index (the
+/// CIFAR-LT builders keep classes sorted by count, so there the rank is the index).
+pub fn frequency_rank(counts: &[usize]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+    let mut rank = vec![0; counts.len()];
+    for (r, &c) in order.iter().enumerate() {
+        rank[c] = r;
+    }
+    rank
+}
+
+/// RIDE's per-class diversity temperature (the authors' `RIDELoss`, `reweight_temperature`):
+/// `T_j = t w_j / max_k w_k` with `w_j = C n_j / N * gamma + 1 - gamma` (larger for head classes).
+pub fn ride_temperature(counts: &[usize], base: f64, gamma: f64) -> Vec<f64> {
+    let total: usize = counts.iter().sum();
+    let c = counts.len() as f64;
+    let w: Vec<f64> = counts.iter().map(|&n| c * n as f64 / total as f64 * gamma + 1.0 - gamma).collect();
+    let max = w.iter().copied().fold(f64::MIN, f64::max);
+    w.iter().map(|v| base * v / max).collect()
+}
+
 /// `log n_j` (balanced softmax's offsets, Ren et al. 2020, Eq. 4).
 pub fn log_counts(counts: &[usize]) -> Vec<f64> {
     counts.iter().map(|&n| (n as f64).ln()).collect()

@@ -43,6 +43,9 @@ pub enum TransformOp {
     RandomResizedCrop { size: usize, scale: [f64; 2], ratio: [f64; 2] },
     /// Mirror left-right with probability `p`.
     HorizontalFlip { p: f64 },
+    /// Rotate by an angle drawn from `U(-degrees, degrees)` about the centre, nearest pixel, zero
+    /// fill, same size: torchvision's `RandomRotation(degrees)` on a PIL image (RIDE's CIFAR recipe).
+    RandomRotation { degrees: f64 },
     /// Random brightness, contrast and saturation factors in `[1 - x, 1 + x]`, applied in random order.
     ColorJitter { brightness: f64, contrast: f64, saturation: f64 },
     /// Repeat a single channel to `n` channels (grayscale data for RGB models).
@@ -129,6 +132,7 @@ impl Pipeline {
         for op in &self.ops {
             let bad = match op {
                 TransformOp::HorizontalFlip { p } => !(0.0..=1.0).contains(p),
+                TransformOp::RandomRotation { degrees } => !(degrees.is_finite() && (0.0..=180.0).contains(degrees)),
                 TransformOp::RandomResizedCrop { scale, ratio, size } => {
                     *size == 0 || scale[0] <= 0.0 || scale[0] > scale[1] || scale[1] > 1.0 || ratio[0] <= 0.0 || ratio[0] > ratio[1]
                 }
@@ -219,6 +223,10 @@ fn apply<R: Rng>(op: &TransformOp, img: Image, rng: &mut R) -> Image {
                 img
             }
         }
+        TransformOp::RandomRotation { degrees } => {
+            let angle = if degrees > 0.0 { rng.random_range(-degrees..=degrees) } else { 0.0 };
+            rotate(&img, angle)
+        }
         TransformOp::ColorJitter { brightness, contrast, saturation } => color_jitter(img, brightness, contrast, saturation, rng),
         TransformOp::Channels { n } => {
             if img.channels == 1 && n > 1 {
@@ -258,6 +266,33 @@ fn flip(img: &Image) -> Image {
         for x in 0..img.width {
             let (dst, src) = ((y * img.width + x) * c, (y * img.width + img.width - 1 - x) * c);
             out.data[dst..dst + c].copy_from_slice(&img.data[src..src + c]);
+        }
+    }
+    out
+}
+
+/// PIL's `Image.rotate(angle, NEAREST)` (counter-clockwise degrees, centre `(w/2, h/2)`, zero
+/// fill): output pixel `(x, y)` samples the input at `R(theta) (x + 0.5 - cx, y + 0.5 - cy) + c`,
+/// truncated (`Geometry.c`'s nearest affine), with the matrix entries rounded to 15 digits.
+pub fn rotate(img: &Image, degrees: f64) -> Image {
+    let theta = -degrees.to_radians();
+    let round15 = |v: f64| (v * 1e15).round() / 1e15;
+    let (a, b, d, e) = (round15(theta.cos()), round15(theta.sin()), round15(-theta.sin()), round15(theta.cos()));
+    let (cx, cy) = (img.width as f64 / 2.0, img.height as f64 / 2.0);
+    let c = img.channels;
+    let mut out = Image::zeros(img.height, img.width, c);
+    for y in 0..img.height {
+        for x in 0..img.width {
+            let (u, v) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
+            let (xx, yy) = (a * u + b * v + cx, d * u + e * v + cy);
+            if xx < 0.0 || yy < 0.0 {
+                continue;
+            }
+            let (xi, yi) = (xx as usize, yy as usize);
+            if xi < img.width && yi < img.height {
+                let (dst, src) = ((y * img.width + x) * c, (yi * img.width + xi) * c);
+                out.data[dst..dst + c].copy_from_slice(&img.data[src..src + c]);
+            }
         }
     }
     out

@@ -26,6 +26,15 @@ pub struct LossInputs {
     pub features: Option<Tensor<2>>,
     pub targets: Tensor<1, Int>,
     pub coarse_targets: Option<Tensor<1, Int>>,
+    /// Each expert's logits on a multi-expert model (RIDE); empty otherwise.
+    pub experts: Vec<Tensor<2>>,
+}
+
+impl LossInputs {
+    /// Logits and labels alone.
+    pub fn new(logits: Tensor<2>, targets: Tensor<1, Int>) -> Self {
+        Self { logits, aux: None, features: None, targets, coarse_targets: None, experts: Vec::new() }
+    }
 }
 
 /// Where training is: the 0-based epoch of the stage, the stage's length, and the seed of this
@@ -69,6 +78,20 @@ enum Kind {
     Gcl { delta: Tensor<1>, scale: f64, noise_mul: f64, sigma: f64, margin: f64, focal_gamma: f64 },
     Hrdc { inv: Tensor<1>, schedule: BranchSchedule, reweight: Option<Box<Loss>> },
     Mg { coarse_epochs: usize, fine_epochs: usize, magnitude_scaling: bool, drw: Option<(usize, Tensor<1>, Tensor<1>)> },
+    Ride(Box<Ride>),
+    ResLt { beta: f64, medium: Tensor<1>, tail: Tensor<1> },
+}
+
+/// RIDE's constants ([`LossSpec::Ride`]).
+#[derive(Debug, Clone)]
+struct Ride {
+    margins: Tensor<1>,
+    scale: f64,
+    diversity: f64,
+    temperature: f64,
+    base_factor: f64,
+    /// From this 0-based epoch: the class weights, the per-class temperature `[1, C]` and its mean.
+    reweight: Option<(usize, Tensor<1>, Tensor<2>, f64)>,
 }
 
 /// A loss bound to class counts and a device.
@@ -163,6 +186,34 @@ impl Loss {
                 let reweight = reweight_loss.as_ref().map(|s| Loss::new(s, counts, coarse_counts, device).map(Box::new)).transpose()?;
                 let inv: Vec<f64> = hierarchical_factors(counts, *gamma, levels).iter().map(|a| 1.0 / a).collect();
                 Kind::Hrdc { inv: c(&inv), schedule: *schedule, reweight }
+            }
+            LossSpec::Ride { max_margin, scale, diversity, temperature, reweight_epoch, reweight_factor, base_factor } => {
+                check(*max_margin >= 0.0 && *scale > 0.0 && *temperature > 0.0, name, "needs max_margin >= 0, scale > 0 and temperature > 0")?;
+                check((0.0..=1.0).contains(reweight_factor), name, format!("reweight_factor must be in [0, 1], got {reweight_factor}"))?;
+                let reweight = reweight_epoch.map(|e| {
+                    let t = longtail_core::class_stats::ride_temperature(counts, *temperature, *reweight_factor);
+                    let mean = t.iter().sum::<f64>() / t.len() as f64;
+                    (e, c(&ClassWeighting::EFFECTIVE_NUMBER.weights(counts)), c(&t).unsqueeze_dim(0), mean)
+                });
+                Kind::Ride(Box::new(Ride {
+                    margins: c(&ldam_margins(counts, *max_margin)),
+                    scale: *scale,
+                    diversity: *diversity,
+                    temperature: *temperature,
+                    base_factor: *base_factor,
+                    reweight,
+                }))
+            }
+            LossSpec::ResLt { beta, medium_from, tail_from } => {
+                check((0.0..=1.0).contains(beta), name, format!("beta must be in [0, 1], got {beta}"))?;
+                check(
+                    medium_from <= tail_from && *tail_from < counts.len(),
+                    name,
+                    format!("needs medium_from <= tail_from < the {} classes (a branch with no class), got {medium_from} and {tail_from}", counts.len()),
+                )?;
+                let rank = longtail_core::class_stats::frequency_rank(counts);
+                let from = |first: usize| c(&rank.iter().map(|&r| f64::from(u8::from(r >= first))).collect::<Vec<_>>());
+                Kind::ResLt { beta: *beta, medium: from(*medium_from), tail: from(*tail_from) }
             }
             LossSpec::MultiGranularity { coarse_epochs, fine_epochs, magnitude_scaling, drw_epoch } => {
                 let coarse = coarse_counts.ok_or(LossError::MissingInput { loss: name, what: "a class hierarchy (coarse labels)" })?;
@@ -271,6 +322,8 @@ impl Loss {
                 };
                 l_c.mul_scalar(alpha) + l_r.mul_scalar(1.0 - alpha)
             }
+            Kind::Ride(r) => r.per_sample(inputs, state, k)?,
+            Kind::ResLt { beta, medium, tail } => reslt(inputs, *beta, medium, tail)?,
             Kind::Mg { coarse_epochs, fine_epochs, magnitude_scaling, drw } => {
                 let lambda = mg_lambda(state.epoch, state.total_epochs, *coarse_epochs, *fine_epochs);
                 let drw_on = drw.as_ref().filter(|(e, _, _)| state.epoch >= *e);
@@ -338,6 +391,64 @@ fn lader(z: Tensor<2>, y: Tensor<1, Int>, prior: &Tensor<1>, bias: &Tensor<1>, l
     let second = (shifted - max.clone()).exp().sum_dim(0).log() + max - (n as f64).ln();
     let per_class = second.clone() + second.powi_scalar(2).mul_scalar(lambda) - first;
     (per_class * prior.clone().unsqueeze_dim(0)).sum()
+}
+
+/// ResLT's `beta ICE + (1 - beta) FCE` as per-sample terms whose batch mean is the code's:
+/// `ICE_i (B / P)` with `P` the batch's active (sample, branch) pairs.
+fn reslt(inputs: &LossInputs, beta: f64, medium: &Tensor<1>, tail: &Tensor<1>) -> Result<Tensor<1>, LossError> {
+    let [zh, zm, zt] = <[Tensor<2>; 3]>::try_from(inputs.experts.clone())
+        .map_err(|e| LossError::Invalid { loss: "ResLT", msg: format!("needs three branches (model.experts.count = 3), got {}", e.len()) })?;
+    let y = inputs.targets.clone();
+    let n = y.dims()[0];
+    // the code's `crossEntropy`: -log(softmax(z) + 1e-7) at the label
+    let nll_eps = |z: Tensor<2>| nll(burn::tensor::activation::softmax(z, 1).add_scalar(1e-7).log(), y.clone());
+    let (m, t) = (per_sample(medium, y.clone()), per_sample(tail, y.clone()));
+    let pairs = (m.clone().sum() + t.clone().sum()).add_scalar(n as f64);
+    let ice = nll_eps(zh.clone()) + nll_eps(zm.clone()) * m + nll_eps(zt.clone()) * t;
+    let ice = ice.mul_scalar(n as f64) / pairs.expand([n]);
+    Ok(ice.mul_scalar(beta) + cross_entropy(zh + zm + zt, y).mul_scalar(1.0 - beta))
+}
+
+impl Ride {
+    /// `sum_k [f_b CE_w(x_k - s m_y, y) + lambda T̄^2 KL_k]` per sample (see [`LossSpec::Ride`]).
+    fn per_sample(&self, inputs: &LossInputs, state: LossState, k: usize) -> Result<Tensor<1>, LossError> {
+        if inputs.experts.is_empty() {
+            return Err(LossError::MissingInput { loss: "RIDE", what: "every expert's logits (a multi-expert model, model.experts)" });
+        }
+        let y = inputs.targets.clone();
+        let on = self.reweight.as_ref().filter(|(e, ..)| state.epoch >= *e);
+        let margin = one_hot(y.clone(), k) * per_sample(&self.margins, y.clone()).unsqueeze_dim(1).mul_scalar(self.scale);
+        let base = |x: Tensor<2>| {
+            let l = cross_entropy(x - margin.clone(), y.clone()).mul_scalar(self.base_factor);
+            match on {
+                Some((_, w, ..)) => class_weighted(l, w, y.clone()),
+                None => l,
+            }
+        };
+        let scaled: Vec<Tensor<2>> = inputs.experts.iter().map(|z| z.clone().mul_scalar(self.scale)).collect();
+        let mean = scaled.iter().cloned().reduce(|a, b| a + b).expect("checked: not empty").div_scalar(scaled.len() as f64);
+        let divide = |x: Tensor<2>| match on {
+            Some((_, _, t, _)) => x / t.clone(),
+            None => x.div_scalar(self.temperature),
+        };
+        let t_mean = on.map_or(self.temperature, |(.., m)| *m);
+        let target = burn::tensor::activation::softmax(divide(mean.clone()), 1).detach();
+        let log_target = log_softmax(divide(mean.clone()), 1).detach();
+        let rows = q_rows(&mean);
+        let mut total: Option<Tensor<1>> = None;
+        for x in scaled {
+            let mut l = base(if self.diversity == 0.0 { mean.clone() } else { x.clone() });
+            if self.diversity != 0.0 {
+                let kl = (target.clone() * (log_target.clone() - log_softmax(divide(x), 1))).sum_dim(1).reshape([rows]);
+                l = l + kl.mul_scalar(self.diversity * t_mean * t_mean);
+            }
+            total = Some(match total {
+                Some(t) => t + l,
+                None => l,
+            });
+        }
+        Ok(total.expect("checked: not empty"))
+    }
 }
 
 /// Row norms `‖f_i‖` `[N, 1]` with `torch.norm`'s gradient: 0 at a zero row (the plain

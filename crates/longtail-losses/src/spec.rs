@@ -94,6 +94,12 @@ fn ldam_scale() -> f64 {
 fn one() -> f64 {
     1.0
 }
+fn ride_diversity() -> f64 {
+    -0.2
+}
+fn ride_reweight_factor() -> f64 {
+    0.05
+}
 fn lade_alpha() -> f64 {
     0.1
 }
@@ -252,6 +258,50 @@ pub enum LossSpec {
         #[serde(default)]
         drw_epoch: Option<usize>,
     },
+    /// RIDE's loss (Wang et al., ICLR 2021; the authors' `RIDELoss`, `model/loss.py`) on a
+    /// multi-expert model with cosine classifiers, `x_k = s cos_k` and `x̄ = mean_k x_k`:
+    /// `sum_k [ f_b CE_w(x_k - s m_y 1_y, y) + lambda T̄^2 KL(softmax(x̄ / T) ‖ softmax(x_k / T)) ]`
+    /// with LDAM's margins `m`, the mean detached, `KL` per sample (the code's `batchmean`). From
+    /// `reweight_epoch` on, `CE_w` weights classes by effective numbers (beta 0.9999) and `T` is the
+    /// per-class temperature `T_j = t (C n_j / N * gamma + 1 - gamma) / max_j (..)` with `T̄` its
+    /// mean; before, no weights and `T = T̄ = t`. With `diversity = 0` the code's base loss is on
+    /// `x̄` instead of each `x_k` (still once per expert).
+    Ride {
+        #[serde(default = "ldam_max_margin")]
+        max_margin: f64,
+        #[serde(default = "ldam_scale")]
+        scale: f64,
+        /// `lambda`: the code's `additional_diversity_factor` (-0.2; the CIFAR-100 config -0.45).
+        #[serde(default = "ride_diversity")]
+        diversity: f64,
+        /// `t`: `base_diversity_temperature` (1).
+        #[serde(default = "one")]
+        temperature: f64,
+        /// The first 0-based epoch of the re-weighting and the per-class temperature (the code's
+        /// `epoch > reweight_epoch` with 1-based epochs); none: never (`reweight = False`).
+        #[serde(default)]
+        reweight_epoch: Option<usize>,
+        /// `gamma`: `reweight_factor` (0.05; ImageNet-LT 0.02, iNaturalist 0.015).
+        #[serde(default = "ride_reweight_factor")]
+        reweight_factor: f64,
+        /// `f_b`: `base_loss_factor` (1).
+        #[serde(default = "one")]
+        base_factor: f64,
+    },
+    /// ResLT's loss (Cui et al., TPAMI 2022; jiequancui/ResLT `cifarTrain_reslt_cifar100.py:
+    /// 61-64, 146-155`) on three branches `z_H, z_M, z_T` (a model with three experts):
+    /// `beta ICE + (1 - beta) CE(z_H + z_M + z_T, y)`, where ICE sums `-log(softmax(z_b)_y + 1e-7)`
+    /// over the branches whose classes hold `y` (H all, M the classes from frequency rank
+    /// `medium_from` on, T from `tail_from` on) and divides by the number of those (sample, branch)
+    /// pairs in the batch.
+    #[serde(rename = "reslt")]
+    ResLt {
+        beta: f64,
+        /// First frequency rank (0 = most images) of branch M (CIFAR-100: 35, CIFAR-10: 2).
+        medium_from: usize,
+        /// First frequency rank of branch T (CIFAR-100: 70, CIFAR-10: 4).
+        tail_from: usize,
+    },
 }
 
 impl LossSpec {
@@ -263,6 +313,19 @@ impl LossSpec {
     /// LADE with the authors' defaults (`--alpha 0.1`, `remine_lambda` 0.1 of their yaml files).
     pub fn lade() -> Self {
         LossSpec::Lade { alpha: lade_alpha(), lambda: lade_lambda() }
+    }
+
+    /// RIDE's loss with the code's defaults and the given diversity factor and re-weighting start.
+    pub fn ride(diversity: f64, reweight_epoch: Option<usize>, reweight_factor: f64) -> Self {
+        LossSpec::Ride {
+            max_margin: ldam_max_margin(),
+            scale: ldam_scale(),
+            diversity,
+            temperature: one(),
+            reweight_epoch,
+            reweight_factor,
+            base_factor: one(),
+        }
     }
 
     /// The logit-adjusted loss with Menon et al.'s tau = 1.
@@ -294,7 +357,9 @@ impl LossSpec {
     /// softmax of values in [-1, 1], nearly uniform, and its ECE meaningless.
     pub fn eval_logit_scale(&self) -> f64 {
         match self {
-            LossSpec::Ldam { scale, .. } | LossSpec::Gcl { scale, .. } => *scale,
+            LossSpec::Ldam { scale, .. } | LossSpec::Gcl { scale, .. } | LossSpec::Ride { scale, .. } => *scale,
+            // the model's logits are the branches' mean; the code's are their sum
+            LossSpec::ResLt { .. } => 3.0,
             LossSpec::Kps { base_scale, .. } => *base_scale,
             _ => 1.0,
         }
@@ -307,6 +372,8 @@ impl LossSpec {
             // cosine logits scaled by the loss (LDAM's s, KPS's per-class scales, GCL's s)
             LossSpec::Ldam { .. } | LossSpec::Kps { .. } | LossSpec::Gcl { .. } => Needs { logits: Some(Logits::Cosine), ..Needs::default() },
             LossSpec::Fbl { .. } => Needs { features: true, ..Needs::default() },
+            LossSpec::Ride { .. } => Needs { logits: Some(Logits::Cosine), experts: true, ..Needs::default() },
+            LossSpec::ResLt { .. } => Needs { logits: Some(Logits::Linear), experts: true, expert_count: Some(3), ..Needs::default() },
             LossSpec::Hrdc { .. } => Needs { aux: Some(AuxHead::Reweighting), ..Needs::default() },
             LossSpec::MultiGranularity { .. } => Needs { aux: Some(AuxHead::Coarse), coarse_labels: true, ..Needs::default() },
             _ => Needs::default(),
@@ -342,6 +409,8 @@ impl LossSpec {
             LossSpec::Gcl { .. } => "GCL",
             LossSpec::Hrdc { .. } => "HRDC",
             LossSpec::MultiGranularity { .. } => "multi-granularity",
+            LossSpec::Ride { .. } => "RIDE",
+            LossSpec::ResLt { .. } => "ResLT",
         }
     }
 }

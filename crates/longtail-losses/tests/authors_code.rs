@@ -41,7 +41,7 @@ fn run(spec: &LossSpec, counts: &[usize], targets: &[i64], features: Option<Vec<
     let logits = matrix(&z, &d).require_grad();
     let features = features.map(|f| matrix(&f, &d).require_grad());
     let targets: Tensor<1, Int> = Tensor::from_data(TensorData::new(targets.to_vec(), [targets.len()]), &d);
-    let inputs = LossInputs { logits: logits.clone(), aux: None, features: features.clone(), targets, coarse_targets: None };
+    let inputs = LossInputs { logits: logits.clone(), aux: None, features: features.clone(), targets, coarse_targets: None, experts: Vec::new() };
     let value = Loss::new(spec, counts, None, &d).unwrap().forward(&inputs, state).unwrap();
     let v: f32 = value.clone().into_scalar();
     let grads = value.backward();

@@ -23,7 +23,7 @@ fn run(alpha: f64, lambda: f64) -> (f64, f64, Vec<f32>) {
     let y: Vec<i64> = r["inputs"]["labels"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
     let targets = Tensor::<1, Int>::from_data(TensorData::new(y, [4]), &d);
     let counts: Vec<usize> = r["inputs"]["counts"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as usize).collect();
-    let inputs = LossInputs { logits: logits.clone(), aux: None, features: None, targets, coarse_targets: None };
+    let inputs = LossInputs { logits: logits.clone(), aux: None, features: None, targets, coarse_targets: None, experts: Vec::new() };
     let loss = Loss::new(&LossSpec::Lade { alpha, lambda }, &counts, None, &d).unwrap();
     let prior_ce: f32 = loss.per_sample(&inputs, LossState::new(0, 1)).unwrap().mean().into_scalar();
     let total = loss.forward(&inputs, LossState::new(0, 1)).unwrap();

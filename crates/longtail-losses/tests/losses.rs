@@ -57,6 +57,7 @@ fn run(spec: &LossSpec, epoch: usize, total: usize, aux: Aux, coarse: bool) -> O
         features: Some(t2(&F, &d)),
         targets: ints(&Y, &d),
         coarse_targets: coarse.then(|| ints(&YC, &d)),
+        experts: Vec::new(),
     };
     let value = loss.forward(&inputs, LossState::new(epoch, total)).unwrap();
     let v: f32 = value.clone().into_scalar();
@@ -153,7 +154,8 @@ fn fbl_follows_its_curriculum() {
     let d = Device::flex().autodiff();
     let features = t2(&F, &d).require_grad();
     let loss = Loss::new(&spec, &COUNTS, None, &d).unwrap();
-    let inputs = LossInputs { logits: t2(&Z, &d), aux: None, features: Some(features.clone()), targets: ints(&Y, &d), coarse_targets: None };
+    let inputs =
+        LossInputs { logits: t2(&Z, &d), aux: None, features: Some(features.clone()), targets: ints(&Y, &d), coarse_targets: None, experts: Vec::new() };
     let grads = loss.forward(&inputs, LossState::new(10, 20)).unwrap().backward();
     let g = features.grad(&grads).expect("FBL's gradient flows into the features").into_data().try_to_vec::<f32>().unwrap();
     let expected = flat(&reference()["fbl_e10"]["grad_features"]);
@@ -191,7 +193,7 @@ fn gcl_cloud_shifts_logits_by_the_expected_amount() {
     let loss_for = |sigma: f64| Loss::new(&LossSpec::Gcl { scale: 1.0, noise_mul: 0.5, sigma, margin: 0.0, focal_gamma: 0.0 }, &counts, None, &d).unwrap();
     let zeros = Tensor::<2>::zeros([n, 2], &d);
     // target = class 0 (head): per-sample CE = log(1 + exp(z1 - z0)) with z0 exact and z1 = -shift
-    let inputs = LossInputs { logits: zeros, aux: None, features: None, targets: Tensor::<1, Int>::zeros([n], &d), coarse_targets: None };
+    let inputs = LossInputs { logits: zeros, aux: None, features: None, targets: Tensor::<1, Int>::zeros([n], &d), coarse_targets: None, experts: Vec::new() };
     let per = loss_for(1.0 / 3.0).per_sample(&inputs, LossState::new(0, 1)).unwrap();
     let values = per.into_data().try_to_vec::<f32>().unwrap();
     // invert: shift = -ln(exp(l) - 1)
@@ -266,8 +268,14 @@ fn multi_granularity_magnitude_scaling() {
         }
         let logits = t2(&z, &d).require_grad();
         let loss = Loss::new(&spec, &COUNTS, Some(&COARSE), &d).unwrap();
-        let inputs =
-            LossInputs { logits: logits.clone(), aux: Some(t2(&AUXC, &d)), features: None, targets: ints(&Y, &d), coarse_targets: Some(ints(&YC, &d)) };
+        let inputs = LossInputs {
+            logits: logits.clone(),
+            aux: Some(t2(&AUXC, &d)),
+            features: None,
+            targets: ints(&Y, &d),
+            coarse_targets: Some(ints(&YC, &d)),
+            experts: Vec::new(),
+        };
         let out = loss.forward(&inputs, LossState::new(3, 10)).unwrap();
         let v: f32 = out.clone().into_scalar();
         assert!((v as f64 - value).abs() < 2e-5 * value, "s = {s}: value {v} vs {value}");
@@ -282,7 +290,7 @@ fn multi_granularity_magnitude_scaling() {
 #[test]
 fn identities_that_must_hold() {
     let d = Device::flex();
-    let inputs = |d: &Device| LossInputs { logits: t2(&Z, d), aux: None, features: None, targets: ints(&Y, d), coarse_targets: None };
+    let inputs = |d: &Device| LossInputs { logits: t2(&Z, d), aux: None, features: None, targets: ints(&Y, d), coarse_targets: None, experts: Vec::new() };
     let value = |spec: &LossSpec, counts: &[usize]| -> f32 {
         Loss::new(spec, counts, None, &d).unwrap().forward(&inputs(&d), LossState::new(0, 1)).unwrap().into_scalar()
     };
@@ -314,7 +322,7 @@ fn bad_hyperparameters_and_missing_inputs_are_errors() {
     let hrdc =
         Loss::new(&LossSpec::Hrdc { gamma: 0.2, levels: LevelSplit::RankThirds, schedule: BranchSchedule::Quadratic, reweight_loss: None }, &COUNTS, None, &d)
             .unwrap();
-    let inputs = LossInputs { logits: t2(&Z, &d), aux: None, features: None, targets: ints(&Y, &d), coarse_targets: None };
+    let inputs = LossInputs { logits: t2(&Z, &d), aux: None, features: None, targets: ints(&Y, &d), coarse_targets: None, experts: Vec::new() };
     let err = hrdc.forward(&inputs, LossState::new(0, 2)).unwrap_err();
     assert!(err.to_string().contains("dual"), "{err}");
 }
@@ -338,7 +346,7 @@ fn gcl_noise_is_drawn_per_step() {
     let d = Device::flex();
     let noisy = LossSpec::Gcl { scale: 30.0, noise_mul: 0.5, sigma: 1.0 / 3.0, margin: 0.0, focal_gamma: 0.0 };
     let loss = Loss::new(&noisy, &COUNTS, None, &d).unwrap();
-    let inputs = LossInputs { logits: t2(&Z, &d), aux: None, features: None, targets: ints(&Y, &d), coarse_targets: None };
+    let inputs = LossInputs { logits: t2(&Z, &d), aux: None, features: None, targets: ints(&Y, &d), coarse_targets: None, experts: Vec::new() };
     let at = |seed: u64| -> f64 {
         let v: f32 = loss.forward(&inputs, LossState { epoch: 0, total_epochs: 10, seed }).unwrap().into_scalar();
         v as f64

@@ -123,9 +123,9 @@ impl HeadConfig {
     pub fn provides(&self) -> Provides {
         match self {
             HeadConfig::Linear | HeadConfig::Lws | HeadConfig::TauNorm { .. } | HeadConfig::CausalNorm(_) | HeadConfig::DisAlign => Provides::LINEAR,
-            HeadConfig::Cosine => Provides { logits: Logits::Cosine, aux: None },
-            HeadConfig::Dual { .. } => Provides { logits: Logits::Linear, aux: Some(AuxHead::Reweighting) },
-            HeadConfig::CoarseFine { .. } => Provides { logits: Logits::Linear, aux: Some(AuxHead::Coarse) },
+            HeadConfig::Cosine => Provides::single(Logits::Cosine),
+            HeadConfig::Dual { .. } => Provides { logits: Logits::Linear, aux: Some(AuxHead::Reweighting), experts: 0 },
+            HeadConfig::CoarseFine { .. } => Provides { logits: Logits::Linear, aux: Some(AuxHead::Coarse), experts: 0 },
         }
     }
 }
@@ -379,15 +379,64 @@ pub enum Head {
     CoarseFine(CoarseFineHead),
     CausalNorm(CausalNormHead),
     DisAlign(DisAlignHead),
+    /// One head per expert of a multi-expert model (RIDE).
+    Experts(ExpertHeads),
+}
+
+/// RIDE's per-expert classifiers (`self.linears`): expert `k`'s head reads the `k`-th of
+/// `experts` equal slices of the concatenated pooled feature, and the logits are the experts'
+/// mean (`torch.stack(outs, dim=1).mean(dim=1)`). One head shared by every slice is ResLT's
+/// (`self.linear` on `cat(BNH, BNM, BNT)`).
+#[derive(Module, Debug)]
+pub struct ExpertHeads {
+    pub heads: Vec<Head>,
+    pub experts: usize,
+}
+
+impl ExpertHeads {
+    /// Expert `k`'s slice of the concatenated feature and its head.
+    fn slice(&self, features: &Tensor<2>, k: usize) -> (Tensor<2>, &Head) {
+        let d = features.dims()[1] / self.experts;
+        (features.clone().narrow(1, k * d, d), &self.heads[if self.heads.len() == 1 { 0 } else { k }])
+    }
+
+    /// Each expert's training logits.
+    pub fn expert_logits(&self, features: &Tensor<2>) -> Vec<Tensor<2>> {
+        (0..self.experts)
+            .map(|k| {
+                let (f, h) = self.slice(features, k);
+                h.forward(f).logits
+            })
+            .collect()
+    }
+
+    /// Each expert's test-time logits.
+    pub fn expert_predictions(&self, features: &Tensor<2>) -> Vec<Tensor<2>> {
+        (0..self.experts)
+            .map(|k| {
+                let (f, h) = self.slice(features, k);
+                h.predict(f)
+            })
+            .collect()
+    }
+}
+
+/// The mean of equally shaped logits.
+pub fn mean_logits(logits: &[Tensor<2>]) -> Tensor<2> {
+    let sum = logits.iter().cloned().reduce(|a, b| a + b).expect("at least one expert");
+    sum.div_scalar(logits.len() as f64)
 }
 
 /// What a head gives back during training.
 #[derive(Debug, Clone)]
 pub struct HeadOutput {
-    /// The main logits: linear/cosine/LWS/tau-norm logits, HRDC's plain branch, MGKT's fine head.
+    /// The main logits: linear/cosine/LWS/tau-norm logits, HRDC's plain branch, MGKT's fine head,
+    /// the experts' mean.
     pub logits: Tensor<2>,
     /// The second head's logits: HRDC's re-weighting branch, MGKT's coarse head.
     pub aux: Option<Tensor<2>>,
+    /// Each expert's logits (multi-expert models; empty otherwise).
+    pub experts: Vec<Tensor<2>>,
 }
 
 impl Head {
@@ -402,7 +451,15 @@ impl Head {
             Head::CoarseFine(_) => "coarse + fine",
             Head::CausalNorm(_) => "causal norm",
             Head::DisAlign(_) => "DisAlign",
+            Head::Experts(_) => "per-expert",
         }
+    }
+
+    /// Heads of `config` for `count` experts, each on a `d_expert`-wide slice: one per expert,
+    /// or one `shared` by all.
+    pub fn experts(config: &HeadConfig, init: &mut Init, count: usize, shared: bool, d_expert: usize, num_classes: usize, how: LinearInit) -> Self {
+        let heads = (0..if shared { 1 } else { count }).map(|_| Head::init(config, init, d_expert, num_classes, how)).collect();
+        Head::Experts(ExpertHeads { heads, experts: count })
     }
 
     pub fn init(config: &HeadConfig, init: &mut Init, d_in: usize, num_classes: usize, how: LinearInit) -> Self {
@@ -429,16 +486,20 @@ impl Head {
 
     /// Training-time outputs.
     pub fn forward(&self, features: Tensor<2>) -> HeadOutput {
-        let single = |logits| HeadOutput { logits, aux: None };
+        let single = |logits| HeadOutput { logits, aux: None, experts: Vec::new() };
         match self {
             Head::Linear(h) => single(h.fc.forward(features)),
             Head::Cosine(h) => single(h.forward(features)),
             Head::Lws(h) => single(h.fc.forward(features) * h.scales.val().unsqueeze_dim(0)),
             Head::TauNorm(h) => single(features.matmul(h.normalized_weight())),
-            Head::Dual(h) => HeadOutput { logits: h.plain.forward(features.clone()), aux: Some(h.reweight.forward(features)) },
-            Head::CoarseFine(h) => HeadOutput { logits: h.fine.forward(features.clone()), aux: Some(h.coarse.forward(features)) },
+            Head::Dual(h) => HeadOutput { logits: h.plain.forward(features.clone()), aux: Some(h.reweight.forward(features)), experts: Vec::new() },
+            Head::CoarseFine(h) => HeadOutput { logits: h.fine.forward(features.clone()), aux: Some(h.coarse.forward(features)), experts: Vec::new() },
             Head::CausalNorm(h) => single(h.forward(features)),
             Head::DisAlign(h) => single(h.forward(features)),
+            Head::Experts(h) => {
+                let experts = h.expert_logits(&features);
+                HeadOutput { logits: mean_logits(&experts), aux: None, experts }
+            }
         }
     }
 
@@ -450,6 +511,7 @@ impl Head {
                 h.plain.forward(features.clone()) * (1.0 - l) + h.reweight.forward(features) * l
             }
             Head::CausalNorm(h) => h.predict(features),
+            Head::Experts(h) => mean_logits(&h.expert_predictions(&features)),
             other => other.forward(features).logits,
         }
     }
@@ -465,6 +527,8 @@ impl Head {
             Head::CoarseFine(h) => HeadConfig::CoarseFine { num_coarse: h.coarse.weight.dims()[1] },
             Head::CausalNorm(h) => HeadConfig::CausalNorm(h.config()),
             Head::DisAlign(_) => HeadConfig::DisAlign,
+            // every expert's head is of one kind (`model.head`)
+            Head::Experts(h) => h.heads[0].config(),
         }
     }
 
@@ -472,6 +536,7 @@ impl Head {
     pub fn at_learning_rate(self, lr: f64) -> Self {
         match self {
             Head::CausalNorm(h) => Head::CausalNorm(h.at_learning_rate(lr)),
+            Head::Experts(h) => Head::Experts(ExpertHeads { heads: h.heads.into_iter().map(|e| e.at_learning_rate(lr)).collect(), experts: h.experts }),
             other => other,
         }
     }

@@ -17,6 +17,7 @@
 pub mod batch_norm;
 pub mod csms;
 pub mod error;
+pub mod experts;
 pub mod heads;
 pub mod init;
 pub mod layers;
@@ -30,6 +31,7 @@ pub mod weights;
 
 pub use batch_norm::BatchNorm;
 pub use error::ModelError;
+pub use experts::{ExpertSplit, ExpertsConfig, MultiExpert};
 pub use heads::{Head, HeadConfig, HeadOutput};
 pub use network::{Arch, Backbone, Classifier, CsmsOptions, FeatureFusion, ModelConfig, ModelOutput, Network, count_learnable};
 pub use precision::{AutocastConv, Precision, autocast};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::csms::{CsmsResNet, CsmsResNetConfig, FusionWeight, WeightedPath};
 use crate::error::ModelError;
+use crate::experts::{ExpertSplit, ExpertsConfig, MultiExpert};
 use crate::heads::{CosineHead, Head, HeadConfig, HeadOutput, LinearInit, l2_normalize};
 use crate::init::Init;
 use crate::layers::global_avg_pool;
@@ -121,6 +122,10 @@ pub struct ModelConfig {
     /// re-balancing branch ([`crate::two_branch::TwoBranch`]); the pooled feature doubles.
     #[serde(default, skip_serializing_if = "is_false")]
     pub two_branch: bool,
+    /// RIDE: the backbone's last two stages and the classifier copied per expert
+    /// ([`crate::experts::MultiExpert`]); the logits are the experts' mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts: Option<ExpertsConfig>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -129,7 +134,7 @@ fn is_false(b: &bool) -> bool {
 
 impl ModelConfig {
     pub fn new(arch: Arch, in_channels: usize, num_classes: usize, head: HeadConfig) -> Self {
-        Self { arch, in_channels, num_classes, head, csms: CsmsOptions::default(), feature_fusion: None, two_branch: false }
+        Self { arch, in_channels, num_classes, head, csms: CsmsOptions::default(), feature_fusion: None, two_branch: false, experts: None }
     }
 
     /// Checks the numbers, naming the field at fault.
@@ -163,6 +168,9 @@ impl ModelConfig {
         if self.csms.reduction == 0 {
             return err("csms.reduction must be at least 1".into());
         }
+        if let Some(e) = &self.experts {
+            self.validate_experts(e)?;
+        }
         if self.two_branch {
             if self.feature_fusion.is_some() {
                 return err("two_branch (BBN) and feature_fusion (FFN) are different models; set one".into());
@@ -180,8 +188,30 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// Width of the pooled feature.
+    fn validate_experts(&self, e: &ExpertsConfig) -> Result<(), ModelError> {
+        let err = |m: String| Err(ModelError::Config(m));
+        e.validate()?;
+        if self.two_branch || self.feature_fusion.is_some() {
+            return err("model.experts (RIDE) is its own model; it does not combine with two_branch (BBN) or feature_fusion (FFN)".into());
+        }
+        if self.arch == Arch::CsmsResnet {
+            return err("model.experts (RIDE) needs a CIFAR ResNet or resnet50 / resnet152 / resnext50-32x4d, not csms-resnet".into());
+        }
+        if !matches!(self.head, HeadConfig::Linear | HeadConfig::Cosine) {
+            return err(format!("model.experts gives each expert a linear or a cosine classifier (RIDE's use_norm), not {:?}", self.head));
+        }
+        Ok(())
+    }
+
+    /// Width of the pooled feature (every expert's, side by side, on a multi-expert model).
     pub fn feature_dim(&self) -> usize {
+        if let Some(e) = &self.experts {
+            return e.count * self.expert_dim(e);
+        }
+        self.single_dim()
+    }
+
+    fn single_dim(&self) -> usize {
         let one = match self.arch {
             Arch::Resnet50 | Arch::Resnet152 | Arch::Resnext50_32x4d => 2048,
             Arch::CsmsResnet => 640,
@@ -190,14 +220,56 @@ impl ModelConfig {
         if self.two_branch { 2 * one } else { one }
     }
 
+    /// One expert's pooled width.
+    fn expert_dim(&self, e: &ExpertsConfig) -> usize {
+        match (e.split, self.arch.cifar_blocks().is_some()) {
+            (ExpertSplit::BatchNorm, _) => ModelConfig { experts: None, ..self.clone() }.single_dim(),
+            (ExpertSplit::Stages, true) => e.cifar_feature_dim(),
+            (ExpertSplit::Stages, false) => e.resnet_feature_dim(),
+        }
+    }
+
+    /// What the model provides to a loss: its head's outputs, and per-expert logits on a
+    /// multi-expert model.
+    pub fn provides(&self) -> longtail_core::capabilities::Provides {
+        longtail_core::capabilities::Provides { experts: self.experts.as_ref().map_or(0, |e| e.count), ..self.head.provides() }
+    }
+
+    /// The classifier: one head, or one per expert.
+    fn head(&self, init: &mut Init) -> Head {
+        match &self.experts {
+            Some(e) => Head::experts(&self.head, init, e.count, e.shared_classifier, self.expert_dim(e), self.num_classes, self.linear_init()),
+            None => Head::init(&self.head, init, self.feature_dim(), self.num_classes, self.linear_init()),
+        }
+    }
+
     /// The LDAM code's Kaiming-normal classifier for CIFAR ResNets; BBN builds its classifier
     /// outside the backbone with PyTorch's default `nn.Linear` init (`lib/net/network.py`).
     fn linear_init(&self) -> LinearInit {
-        if self.arch.cifar_blocks().is_some() && !self.two_branch { LinearInit::KaimingNormal } else { LinearInit::Default }
+        // ResLT's shared classifier is outside the backbone's `_weights_init` too
+        let outside = self.two_branch || self.experts.as_ref().is_some_and(|e| e.split == ExpertSplit::BatchNorm);
+        if self.arch.cifar_blocks().is_some() && !outside { LinearInit::KaimingNormal } else { LinearInit::Default }
     }
 
     fn backbone(&self, init: &mut Init) -> Result<Backbone, ModelError> {
         let single = self.single_backbone(init);
+        if let Some(e) = &self.experts
+            && e.split == ExpertSplit::BatchNorm
+        {
+            let channels = self.single_dim();
+            return match single {
+                Backbone::ResNetCifar(b) => Ok(Backbone::Experts(MultiExpert::batch_norm(crate::two_branch::Trunk::Cifar(b), channels, e, init)?)),
+                Backbone::ResNet(b) => Ok(Backbone::Experts(MultiExpert::batch_norm(crate::two_branch::Trunk::ResNet(b), channels, e, init)?)),
+                _ => Err(ModelError::Config(format!("model.experts (ResLT branches) needs a CIFAR ResNet or a bottleneck ResNet, not {}", self.arch.name()))),
+            };
+        }
+        if let Some(e) = &self.experts {
+            return match single {
+                Backbone::ResNetCifar(b) => Ok(Backbone::Experts(MultiExpert::cifar(b, e, init)?)),
+                Backbone::ResNet(b) => Ok(Backbone::Experts(MultiExpert::resnet(b, &self.resnet_config().expect("a bottleneck arch"), e, init)?)),
+                _ => Err(ModelError::Config(format!("model.experts (RIDE) needs a CIFAR ResNet or a bottleneck ResNet, not {}", self.arch.name()))),
+            };
+        }
         if !self.two_branch {
             return Ok(single);
         }
@@ -208,14 +280,23 @@ impl ModelConfig {
         }
     }
 
+    fn resnet_config(&self) -> Option<ResNetConfig> {
+        match self.arch {
+            Arch::Resnet50 => Some(ResNetConfig::resnet50(self.in_channels)),
+            Arch::Resnet152 => Some(ResNetConfig::resnet152(self.in_channels)),
+            Arch::Resnext50_32x4d => Some(ResNetConfig::resnext50_32x4d(self.in_channels)),
+            _ => None,
+        }
+    }
+
     fn single_backbone(&self, init: &mut Init) -> Backbone {
+        if let Some(r) = self.resnet_config() {
+            return Backbone::ResNet(r.init(init));
+        }
         match self.arch {
             a if a.cifar_blocks().is_some() => {
                 Backbone::ResNetCifar(ResNetCifarConfig { blocks_per_stage: a.cifar_blocks().unwrap(), in_channels: self.in_channels }.init(init))
             }
-            Arch::Resnet50 => Backbone::ResNet(ResNetConfig::resnet50(self.in_channels).init(init)),
-            Arch::Resnet152 => Backbone::ResNet(ResNetConfig::resnet152(self.in_channels).init(init)),
-            Arch::Resnext50_32x4d => Backbone::ResNet(ResNetConfig::resnext50_32x4d(self.in_channels).init(init)),
             _ => Backbone::Csms(
                 CsmsResNetConfig {
                     reduction: self.csms.reduction,
@@ -236,7 +317,7 @@ impl ModelConfig {
         Ok(match self.feature_fusion {
             None => {
                 let backbone = self.backbone(&mut init)?;
-                let head = Head::init(&self.head, &mut init, d, self.num_classes, self.linear_init());
+                let head = self.head(&mut init);
                 Network::Classifier(Classifier { backbone, head })
             }
             Some(w) => {
@@ -251,7 +332,7 @@ impl ModelConfig {
     /// A fresh head of this config's kind (cRT re-initialises the classifier).
     pub fn init_head(&self, seed: u64, device: &Device) -> Head {
         let mut init = Init::new(seed, device);
-        Head::init(&self.head, &mut init, self.feature_dim(), self.num_classes, self.linear_init())
+        self.head(&mut init)
     }
 }
 
@@ -264,15 +345,34 @@ pub enum Backbone {
     Csms(CsmsResNet),
     /// BBN's shared trunk and two branches.
     TwoBranch(TwoBranch),
+    /// RIDE's shared trunk and experts (their maps concatenated).
+    Experts(MultiExpert),
 }
 
 impl Backbone {
+    /// The map(s) H2T fuses: the last map, or the shared map before ResLT's batch-norm branches.
+    pub fn fusion_map(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Backbone::Experts(b) => b.fusion_maps(x),
+            other => other.forward(x),
+        }
+    }
+
+    /// The last map from a (fused) [`Backbone::fusion_map`].
+    pub fn after_fusion(&self, map: Tensor<4>) -> Tensor<4> {
+        match self {
+            Backbone::Experts(b) => b.from_fusion_maps(map),
+            _ => map,
+        }
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Backbone::ResNetCifar(b) => b.forward(x),
             Backbone::ResNet(b) => b.forward(x),
             Backbone::Csms(b) => b.forward(x),
             Backbone::TwoBranch(b) => b.forward(x),
+            Backbone::Experts(b) => b.forward(x),
         }
     }
 }
@@ -313,6 +413,8 @@ pub struct ModelOutput {
     pub features: Tensor<2>,
     pub logits: Tensor<2>,
     pub aux: Option<Tensor<2>>,
+    /// Each expert's logits (multi-expert models; empty otherwise).
+    pub experts: Vec<Tensor<2>>,
 }
 
 /// The model type every method trains.
@@ -330,13 +432,13 @@ impl Network {
             Network::Classifier(m) => {
                 let feature_map = m.backbone.forward(x);
                 let features = global_avg_pool(feature_map.clone());
-                let HeadOutput { logits, aux } = m.head.forward(features.clone());
-                ModelOutput { feature_map, features, logits, aux }
+                let HeadOutput { logits, aux, experts } = m.head.forward(features.clone());
+                ModelOutput { feature_map, features, logits, aux, experts }
             }
             Network::FeatureFusion(m) => {
                 let (feature_map, features) = m.fused_feature(x);
                 let logits = m.head.forward_unnormalized_input(features.clone());
-                ModelOutput { feature_map, features, logits, aux: None }
+                ModelOutput { feature_map, features, logits, aux: None, experts: Vec::new() }
             }
         }
     }
@@ -349,10 +451,10 @@ impl Network {
         let Network::Classifier(m) = self else {
             return Err(ModelError::Config("merging two batches' feature maps (H2T) needs a single-backbone model, not the feature-fusion model".into()));
         };
-        let feature_map = combine(m.backbone.forward(x), m.backbone.forward(other));
+        let feature_map = m.backbone.after_fusion(combine(m.backbone.fusion_map(x), m.backbone.fusion_map(other)));
         let features = global_avg_pool(feature_map.clone());
-        let HeadOutput { logits, aux } = m.head.forward(features.clone());
-        Ok(ModelOutput { feature_map, features, logits, aux })
+        let HeadOutput { logits, aux, experts } = m.head.forward(features.clone());
+        Ok(ModelOutput { feature_map, features, logits, aux, experts })
     }
 
     /// BBN's training forward pass (`lib/core/combiner.py:48-58`): the conventional branch on
@@ -368,8 +470,8 @@ impl Network {
         let map_c = b.conventional(b.trunk(x_c.narrow(0, 0, n)));
         let map_r = b.rebalancing(b.trunk(x_r.narrow(0, 0, n)));
         let features = Tensor::cat(vec![global_avg_pool(map_c.clone()).mul_scalar(2.0 * alpha), global_avg_pool(map_r).mul_scalar(2.0 * (1.0 - alpha))], 1);
-        let HeadOutput { logits, aux } = head.forward(features.clone());
-        Ok(ModelOutput { feature_map: map_c, features, logits, aux })
+        let HeadOutput { logits, aux, experts } = head.forward(features.clone());
+        Ok(ModelOutput { feature_map: map_c, features, logits, aux, experts })
     }
 
     /// Test-time logits (HRDC's fused branches, MGKT's fine head, plain logits otherwise).
@@ -377,6 +479,34 @@ impl Network {
         match self {
             Network::Classifier(m) => m.head.predict(global_avg_pool(m.backbone.forward(x))),
             Network::FeatureFusion(_) => self.forward(x).logits,
+        }
+    }
+
+    /// Experts of a multi-expert model (RIDE, ResLT's branches), 1 otherwise.
+    pub fn num_experts(&self) -> usize {
+        match self {
+            Network::Classifier(Classifier { backbone: Backbone::Experts(b), .. }) => b.num_experts(),
+            _ => 1,
+        }
+    }
+
+    /// The equal channel blocks of [`Backbone::fusion_map`] that H2T masks independently: every
+    /// expert's own map (RIDE), else one.
+    pub fn fusion_blocks(&self) -> usize {
+        match self {
+            Network::Classifier(Classifier { backbone: Backbone::Experts(b @ (MultiExpert::Cifar(_) | MultiExpert::ResNet(_))), .. }) => b.num_experts(),
+            _ => 1,
+        }
+    }
+
+    /// Test-time logits and, on a multi-expert model, each expert's (empty otherwise).
+    pub fn predict_with_experts(&self, x: Tensor<4>) -> (Tensor<2>, Vec<Tensor<2>>) {
+        match self {
+            Network::Classifier(Classifier { backbone, head: Head::Experts(h) }) => {
+                let each = h.expert_predictions(&global_avg_pool(backbone.forward(x)));
+                (crate::heads::mean_logits(&each), each)
+            }
+            other => (other.predict(x), Vec::new()),
         }
     }
 
@@ -420,8 +550,17 @@ impl Network {
 
     /// Freezes every backbone: no gradients, and batch norms in inference mode unless
     /// `shift_bn` (MiSLAS / H2T's "shift learning on BN": running statistics keep adapting).
+    /// ResLT's batch-norm branches count as its classifier and keep training (the H2T code's
+    /// `ResClassifier` holds `BNH` / `BNM` / `BNT`); only the backbone under them is frozen.
     pub fn freeze_backbones(self, shift_bn: bool) -> Self {
-        let freeze = |b: Backbone| if shift_bn { b.no_grad() } else { b.freeze() };
+        let freeze = |b: Backbone| match b {
+            Backbone::Experts(MultiExpert::BatchNorm(m)) => Backbone::Experts(MultiExpert::BatchNorm(crate::experts::BatchNormBranches {
+                base: if shift_bn { m.base.no_grad() } else { m.base.freeze() },
+                branches: m.branches,
+            })),
+            b if shift_bn => b.no_grad(),
+            b => b.freeze(),
+        };
         match self {
             Network::Classifier(m) => Network::Classifier(Classifier { backbone: freeze(m.backbone), head: m.head }),
             Network::FeatureFusion(m) => {

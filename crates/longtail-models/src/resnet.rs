@@ -51,16 +51,22 @@ impl ResNetConfig {
         let mut in_planes = 64;
         let mut stages = Vec::new();
         for (i, (&blocks, planes)) in self.layers.iter().zip([64, 128, 256, 512]).enumerate() {
-            let stride = if i == 0 { 1 } else { 2 };
-            let mut stage = Vec::new();
-            for b in 0..blocks {
-                stage.push(Bottleneck::init(init, in_planes, planes, if b == 0 { stride } else { 1 }, self.groups, self.width_per_group));
-                in_planes = planes * Bottleneck::EXPANSION;
-            }
-            stages.push(stage);
+            stages.push(self.stage(init, in_planes, planes, blocks, if i == 0 { 1 } else { 2 }));
+            in_planes = planes * Bottleneck::EXPANSION;
         }
         let [layer1, layer2, layer3, layer4]: [Vec<Bottleneck>; 4] = stages.try_into().unwrap();
         ResNet { conv1, bn1, maxpool, layer1, layer2, layer3, layer4 }
+    }
+
+    /// One stage of `blocks` bottlenecks of `planes` (output `4 planes`), the first with `stride`.
+    pub(crate) fn stage(&self, init: &mut Init, in_planes: usize, planes: usize, blocks: usize, stride: usize) -> Vec<Bottleneck> {
+        let out = planes * Bottleneck::EXPANSION;
+        (0..blocks)
+            .map(|b| {
+                let (from, s) = if b == 0 { (in_planes, stride) } else { (out, 1) };
+                Bottleneck::init(init, from, planes, s, self.groups, self.width_per_group)
+            })
+            .collect()
     }
 }
 

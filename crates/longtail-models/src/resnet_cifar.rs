@@ -37,20 +37,16 @@ impl ResNetCifarConfig {
     pub fn init(&self, init: &mut Init) -> ResNetCifar {
         let conv1 = conv2d(init, ConvSpec::new(self.in_channels, 16, 3, 1), Fan::In);
         let bn1 = batch_norm(init, 16);
-        let mut in_planes = 16;
-        let mut stages = Vec::new();
-        for (planes, first_stride) in [(16, 1), (32, 2), (64, 2)] {
-            let mut stage = Vec::new();
-            for b in 0..self.blocks_per_stage {
-                let stride = if b == 0 { first_stride } else { 1 };
-                stage.push(BasicBlock::init(init, in_planes, planes, stride));
-                in_planes = planes;
-            }
-            stages.push(stage);
-        }
-        let [layer1, layer2, layer3]: [Vec<BasicBlock>; 3] = stages.try_into().unwrap();
+        let layer1 = stage(init, 16, 16, self.blocks_per_stage, 1);
+        let layer2 = stage(init, 16, 32, self.blocks_per_stage, 2);
+        let layer3 = stage(init, 32, 64, self.blocks_per_stage, 2);
         ResNetCifar { conv1, bn1, layer1, layer2, layer3 }
     }
+}
+
+/// One stage of `blocks` basic blocks from `in_planes` to `planes` channels, the first with `stride`.
+pub(crate) fn stage(init: &mut Init, in_planes: usize, planes: usize, blocks: usize, stride: usize) -> Vec<BasicBlock> {
+    (0..blocks).map(|b| if b == 0 { BasicBlock::init(init, in_planes, planes, stride) } else { BasicBlock::init(init, planes, planes, 1) }).collect()
 }
 
 /// Two 3x3 convolutions with an option-A (parameter-free) shortcut.
@@ -71,7 +67,8 @@ impl BasicBlock {
         let bn1 = batch_norm(init, planes);
         let conv2 = conv2d(init, ConvSpec::new(planes, planes, 3, 1), Fan::In);
         let bn2 = batch_norm(init, planes);
-        let pad_channels = if stride != 1 || in_planes != planes { planes / 4 } else { 0 };
+        // `(planes - in_planes) // 2` per side (RIDE's code; `planes // 4` of LDAM's when widths double)
+        let pad_channels = planes.saturating_sub(in_planes) / 2;
         Self { conv1, bn1, conv2, bn2, pad_channels, stride }
     }
 
@@ -83,11 +80,14 @@ impl BasicBlock {
 
     /// `F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4))`.
     fn shortcut(&self, x: Tensor<4>) -> Tensor<4> {
-        if self.pad_channels == 0 {
+        if self.pad_channels == 0 && self.stride == 1 {
             return x;
         }
         let x = if self.stride == 2 { x.slice(s![.., .., 0..;2, 0..;2]) } else { x };
         let [n, _, h, w] = x.dims();
+        if self.pad_channels == 0 {
+            return x;
+        }
         let zeros = Tensor::<4>::zeros([n, self.pad_channels, h, w], &x.device());
         Tensor::cat(vec![zeros.clone(), x, zeros], 1)
     }

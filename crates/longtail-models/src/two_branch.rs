@@ -13,11 +13,21 @@ use crate::init::Init;
 use crate::resnet::{Bottleneck, ResNet};
 use crate::resnet_cifar::{BasicBlock, ResNetCifar};
 
-/// The shared part: a backbone with its last block removed.
+/// The shared part: a backbone with its last block removed (or a whole backbone under
+/// ResLT's batch-norm branches).
 #[derive(Module, Debug)]
 pub enum Trunk {
     Cifar(ResNetCifar),
     ResNet(ResNet),
+}
+
+impl Trunk {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Trunk::Cifar(b) => b.forward(x),
+            Trunk::ResNet(b) => b.forward(x),
+        }
+    }
 }
 
 /// One branch: a copy of the backbone's last block.
@@ -81,10 +91,7 @@ impl TwoBranch {
 
     /// The shared trunk's map.
     pub fn trunk(&self, x: Tensor<4>) -> Tensor<4> {
-        match &self.trunk {
-            Trunk::Cifar(b) => b.forward(x),
-            Trunk::ResNet(b) => b.forward(x),
-        }
+        self.trunk.forward(x)
     }
 
     /// The conventional branch's map of a trunk map.

@@ -659,7 +659,7 @@ impl ExperimentConfig {
             return Err(TrainError::config(f("drw.from_epoch"), format!("must be < epochs ({}), got {}", s.epochs, d.from_epoch)));
         }
         // what the loss and the classifier change need against what the head provides
-        let provides = self.model.head.provides();
+        let provides = self.model.provides();
         if let Some(why) = provides.unmet(&s.loss.needs()) {
             return Err(TrainError::config(f("loss"), format!("{} {why}", s.loss.name())));
         }

@@ -16,12 +16,19 @@ use crate::metrics::Predictions;
 /// softmax of `logit_scale` times the logits (see `LossSpec::eval_logit_scale`).
 pub fn predict(network: &Network, loader: &Loader, data: &Arc<Dataset>, device: &Device, logit_scale: f64) -> Result<Predictions> {
     let model = network.valid();
-    let mut p = Predictions { labels: Vec::with_capacity(data.len()), predicted: Vec::new(), confidence: Vec::new() };
+    let experts = model.num_experts();
+    let mut p =
+        Predictions { labels: Vec::with_capacity(data.len()), experts: vec![Vec::new(); if experts > 1 { experts } else { 0 }], ..Predictions::default() };
+    let argmax = |t: burn::tensor::Tensor<2>| t.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().unwrap().into_iter().map(|i| i as usize);
     for batch in loader.iter((0..data.len()).collect(), 0, 0, 0) {
         let batch = batch?;
         p.labels.extend_from_slice(&batch.labels);
         let b = upload(batch, device);
-        let probs = softmax(model.predict(b.images).mul_scalar(logit_scale), 1);
+        let (logits, each) = model.predict_with_experts(b.images);
+        for (e, z) in p.experts.iter_mut().zip(each) {
+            e.extend(argmax(z));
+        }
+        let probs = softmax(logits.mul_scalar(logit_scale), 1);
         let (conf, idx) = probs.max_dim_with_indices(1);
         p.confidence.extend(conf.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
         p.predicted.extend(idx.into_data().convert::<i64>().try_to_vec::<i64>().unwrap().into_iter().map(|i| i as usize));

@@ -43,14 +43,38 @@ pub struct Fused {
     pub coarse: Option<Tensor<1, Int>>,
 }
 
+/// The mask over a map of `experts` equal channel blocks (a multi-expert model's concatenated
+/// maps): an independent [`channel_mask`] per expert, in expert order, as the H2T code's
+/// multi-expert branch draws a fresh `randperm` for every expert's map (`methods.py` @ 5b366e2).
+/// One expert is the single-model rule.
+pub fn expert_channel_mask<R: Rng>(ratio: f64, channels: usize, experts: usize, rng: &mut R) -> Result<Vec<bool>, ModelError> {
+    if experts == 0 || !channels.is_multiple_of(experts) {
+        return Err(ModelError::Config(format!(
+            "H2T: {channels} channels do not split into {experts} equal expert maps; the experts' maps must have one shape"
+        )));
+    }
+    Ok((0..experts).flat_map(|_| channel_mask(ratio, channels / experts, rng)).collect())
+}
+
 /// Runs the (frozen) backbone on both batches through [`Network::forward_combined`], fusing their
-/// maps (detached: the stage trains the classifier).
+/// maps (detached: the stage trains the classifier); on a multi-expert model each expert's map
+/// with its own mask ([`expert_channel_mask`]) and the same paired image.
 pub fn fused_forward<R: Rng>(network: &Network, balanced: DeviceBatch, fusing: DeviceBatch, ratio: f64, rng: &mut R) -> Result<Fused, ModelError> {
     let n = balanced.len.min(fusing.len);
+    let experts = network.fusion_blocks();
+    let mut failure = None;
     let output = network.forward_combined(balanced.images.narrow(0, 0, n), fusing.images.narrow(0, 0, n), |map_b, map_i| {
-        let mask = channel_mask(ratio, map_b.dims()[1], rng);
-        fuse(map_b.detach(), map_i.detach(), &mask)
+        match expert_channel_mask(ratio, map_b.dims()[1], experts, rng) {
+            Ok(mask) => fuse(map_b.detach(), map_i.detach(), &mask),
+            Err(e) => {
+                failure = Some(e);
+                map_b
+            }
+        }
     })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
     Ok(Fused { output, targets: balanced.targets.narrow(0, 0, n), coarse: balanced.coarse.map(|c| c.narrow(0, 0, n)) })
 }
 

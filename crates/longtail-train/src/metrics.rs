@@ -13,6 +13,17 @@ pub struct Predictions {
     pub predicted: Vec<usize>,
     /// Softmax probability of the predicted class.
     pub confidence: Vec<f32>,
+    /// Each expert's own predictions (a multi-expert model; empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experts: Vec<Vec<usize>>,
+}
+
+/// One expert of a multi-expert model on its own: what each expert learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpertResult {
+    pub expert: usize,
+    pub accuracy: f64,
+    pub shots: GroupAccuracy,
 }
 
 /// Accuracy of three class groups.
@@ -73,6 +84,9 @@ pub struct Metrics {
     pub hierarchical: Option<HierarchicalMetrics>,
     /// The three classes with the fewest training images, rarest first.
     pub rarest: Vec<ClassResult>,
+    /// Each expert alone (multi-expert models).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experts: Vec<ExpertResult>,
 }
 
 /// Settings of [`compute`].
@@ -162,10 +176,24 @@ pub fn compute(p: &Predictions, train_counts: &[usize], class_names: &[String], 
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&a, &b| train_counts[a].cmp(&train_counts[b]).then(b.cmp(&a)));
     let rarest = order.iter().take(3).map(|&c| per_class[c].clone()).collect();
+    let shots = shot_groups(train_counts, s.many_above, s.few_below);
+    let experts = p
+        .experts
+        .iter()
+        .enumerate()
+        .map(|(e, predicted)| {
+            let mut right = vec![0usize; k];
+            for (&y, &q) in p.labels.iter().zip(predicted) {
+                right[y] += usize::from(y == q);
+            }
+            let accuracy = if n > 0 { 100.0 * right.iter().sum::<usize>() as f64 / n as f64 } else { 0.0 };
+            ExpertResult { expert: e, accuracy, shots: group_accuracy(&shots, &right, &total) }
+        })
+        .collect();
     Metrics {
         samples: n,
         accuracy,
-        shots: group_accuracy(&shot_groups(train_counts, s.many_above, s.few_below), &correct, &total),
+        shots: group_accuracy(&shots, &correct, &total),
         thirds: group_accuracy(&rank_thirds(train_counts), &correct, &total),
         per_class,
         ece,
@@ -173,5 +201,6 @@ pub fn compute(p: &Predictions, train_counts: &[usize], class_names: &[String], 
         confusion,
         hierarchical: hierarchy.map(|h| hierarchical(p, h)),
         rarest,
+        experts,
     }
 }

@@ -65,7 +65,14 @@ impl LossContext<'_> {
 
 /// What the loss sees of a model output and the batch's labels.
 pub fn loss_inputs(out: &ModelOutput, targets: Tensor<1, Int>, coarse: Option<Tensor<1, Int>>) -> LossInputs {
-    LossInputs { logits: out.logits.clone(), aux: out.aux.clone(), features: Some(out.features.clone()), targets, coarse_targets: coarse }
+    LossInputs {
+        logits: out.logits.clone(),
+        aux: out.aux.clone(),
+        features: Some(out.features.clone()),
+        targets,
+        coarse_targets: coarse,
+        experts: out.experts.clone(),
+    }
 }
 
 /// How a stage turns one step's batches into a loss.

@@ -80,6 +80,9 @@ fn tiny(method: &str, data: &Path) -> ExperimentConfig {
                 }
             }
             LossSpec::Hrdc { levels, .. } => *levels = longtail_losses::LevelSplit::Rank { head: 1, medium: 2 },
+            LossSpec::Ride { reweight_epoch: Some(e), .. } => *e = EPOCHS - 1,
+            // the synthetic set's 4 classes: M from rank 1, T from 2
+            LossSpec::ResLt { medium_from, tail_from, .. } => (*medium_from, *tail_from) = (1, 2),
             _ => {}
         }
     }
@@ -146,12 +149,22 @@ fn every_method_trains_end_to_end_and_beats_chance() {
     run(&tiny("ce", &data), &ce);
     let kps = runs.join("base-kps");
     run(&tiny("kps", &data), &kps);
+    // and the multi-expert ones (RIDE + H2T, ResLT + H2T)
+    let ride = runs.join("base-ride");
+    run(&tiny("ride", &data), &ride);
+    let reslt = runs.join("base-reslt");
+    run(&tiny("reslt", &data), &reslt);
     let mut failures = Vec::new();
     let mut prints = serde_json::Map::new();
     for m in METHODS {
         let mut config = tiny(m.name, &data);
         if config.init_from.is_some() {
-            config.init_from = Some(RunSource::Run { run: ce.clone() });
+            let base = match config.model.experts.as_ref().map(|e| e.split) {
+                Some(longtail_models::ExpertSplit::Stages) => &ride,
+                Some(longtail_models::ExpertSplit::BatchNorm) => &reslt,
+                None => &ce,
+            };
+            config.init_from = Some(RunSource::Run { run: base.clone() });
         }
         if let Some(f) = &mut config.fusion {
             f.first = RunSource::Run { run: kps.clone() };
@@ -182,7 +195,14 @@ fn every_method_trains_end_to_end_and_beats_chance() {
         let fixed = stage.is_some_and(|s| {
             s.drw.is_none()
                 && s.cumulative.is_none()
-                && !matches!(s.loss, LossSpec::Kps { .. } | LossSpec::Fbl { .. } | LossSpec::Hrdc { .. } | LossSpec::MultiGranularity { .. })
+                && !matches!(
+                    s.loss,
+                    LossSpec::Kps { .. }
+                        | LossSpec::Fbl { .. }
+                        | LossSpec::Hrdc { .. }
+                        | LossSpec::MultiGranularity { .. }
+                        | LossSpec::Ride { reweight_epoch: Some(_), .. }
+                )
         });
         let (losses, fixed) = match stage.map(|s| &s.loss) {
             Some(LossSpec::MultiGranularity { coarse_epochs, fine_epochs, drw_epoch, .. }) => {

@@ -15,6 +15,7 @@ fn inputs(targets: [i64; 4], d: &Device) -> LossInputs {
         features: None,
         targets: Tensor::<1, Int>::from_data(TensorData::new(targets.to_vec(), [4]), d),
         coarse_targets: None,
+        experts: Vec::new(),
     }
 }
 

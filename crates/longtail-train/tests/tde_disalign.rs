@@ -144,7 +144,7 @@ fn disalign_calibration_and_generalized_reweighting_match_the_authors_code() {
     let y: Vec<i64> = i["labels"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     let targets = Tensor::<1, Int>::from_data(TensorData::new(y, [4]), &d);
     let loss = Loss::new(&LossSpec::WeightedCe { weighting: ClassWeighting::Generalized { p } }, &counts, None, &d).unwrap();
-    let inputs = LossInputs { logits, aux: None, features: None, targets, coarse_targets: None };
+    let inputs = LossInputs { logits, aux: None, features: None, targets, coarse_targets: None, experts: Vec::new() };
     let value = loss.forward(&inputs, LossState::new(0, 1)).unwrap();
     assert_close("GRW loss", &[value.clone().into_scalar::<f32>() as f64], &[r["disalign"]["loss"].as_f64().unwrap()], 1e-5);
     let grads = value.backward();

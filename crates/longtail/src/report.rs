@@ -343,6 +343,11 @@ fn summary_rows(r: &FinalReport) -> Vec<(String, String)> {
             format!("{:.2}% (stage {}, epoch {})", b.accuracy, b.stage, b.epoch + 1),
         ));
     }
+    for e in &r.metrics.experts {
+        let shots: Vec<String> =
+            (0..3).map(|g| e.shots.accuracy[g].map(|v| format!("{} {v:.2}", e.shots.names[g])).unwrap_or_else(|| format!("{} -", e.shots.names[g]))).collect();
+        rows.push((format!("expert {} alone", e.expert + 1), format!("{:.2}% ({})", e.accuracy, shots.join(", "))));
+    }
     rows.push(("training time".into(), longtail_train::progress::format_duration(r.total_seconds)));
     rows.push(("device".into(), r.device.clone()));
     rows
