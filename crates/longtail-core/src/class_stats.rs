@@ -33,13 +33,18 @@ pub fn log_prior(counts: &[usize], tau: f64) -> Vec<f64> {
     counts.iter().map(|&n| tau * (n as f64 / total as f64).ln()).collect()
 }
 
-/// Each class's frequency rank: 0 for the most training images, ties by class index (the
-/// CIFAR-LT builders keep classes sorted by count, so there the rank is the index).
-pub fn frequency_rank(counts: &[usize]) -> Vec<usize> {
+/// The classes from the most training images to the fewest, ties by class index.
+pub fn frequency_order(counts: &[usize]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..counts.len()).collect();
     order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+    order
+}
+
+/// Each class's position in [`frequency_order`] (0: the most images; the CIFAR-LT builders keep
+/// classes sorted by count, so there the rank is the index).
+pub fn frequency_rank(counts: &[usize]) -> Vec<usize> {
     let mut rank = vec![0; counts.len()];
-    for (r, &c) in order.iter().enumerate() {
+    for (r, c) in frequency_order(counts).into_iter().enumerate() {
         rank[c] = r;
     }
     rank

@@ -75,8 +75,7 @@ pub fn shot_groups(counts: &[usize], many_above: usize, few_below: usize) -> Cla
 /// the middle (3 / 4 / 3 for ten classes, as H2T and HRDC split CIFAR-10-LT). Ties keep the lower
 /// class index first.
 pub fn rank_thirds(counts: &[usize]) -> ClassGroups {
-    let mut order: Vec<usize> = (0..counts.len()).collect();
-    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+    let order = longtail_core::class_stats::frequency_order(counts);
     let k = counts.len() / 3;
     let mut many = order[..k].to_vec();
     let mut medium = order[k..counts.len() - k].to_vec();

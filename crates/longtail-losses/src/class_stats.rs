@@ -46,8 +46,7 @@ impl ClassWeighting {
 /// Level (0 head, 1 medium, 2 tail) of every class.
 pub fn levels(counts: &[usize], split: &LevelSplit) -> Vec<usize> {
     let c = counts.len();
-    let mut order: Vec<usize> = (0..c).collect();
-    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+    let order = longtail_core::class_stats::frequency_order(counts);
     let mut level = vec![0; c];
     match split {
         LevelSplit::Thresholds { many_above, few_below } => {

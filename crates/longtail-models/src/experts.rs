@@ -108,15 +108,6 @@ impl ExpertsConfig {
     pub fn resnet_feature_dim(&self) -> usize {
         self.width(512) * Bottleneck::EXPANSION
     }
-
-    /// How many blocks of equal channels H2T fuses separately: one per expert's own map, one for
-    /// batch-norm branches (the H2T code fuses the map before `BNH` / `BNM` / `BNT`).
-    pub fn fusion_blocks(&self) -> usize {
-        match self.split {
-            ExpertSplit::Stages => self.count,
-            ExpertSplit::BatchNorm => 1,
-        }
-    }
 }
 
 /// The shared part of a CIFAR ResNet: the stem and `layer1`.
@@ -219,11 +210,20 @@ impl MultiExpert {
         }
     }
 
-    /// The maps H2T fuses, one per block of [`ExpertsConfig::fusion_blocks`]: every expert's
-    /// own map, or the shared map before the batch-norm branches.
+    /// How many blocks of equal channels H2T fuses separately: one per expert's own map, one for
+    /// batch-norm branches (the H2T code fuses the map before `BNH` / `BNM` / `BNT`).
+    pub fn fusion_blocks(&self) -> usize {
+        match self {
+            MultiExpert::BatchNorm(_) => 1,
+            other => other.num_experts(),
+        }
+    }
+
+    /// The maps H2T fuses, one per block of [`MultiExpert::fusion_blocks`]: every expert's own
+    /// map, or the shared map before the batch-norm branches.
     pub fn fusion_maps(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            MultiExpert::BatchNorm(m) => m.base.forward(x),
+            MultiExpert::BatchNorm(_) => self.trunk(x),
             other => other.forward(x),
         }
     }

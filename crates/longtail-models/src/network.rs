@@ -223,7 +223,7 @@ impl ModelConfig {
     /// One expert's pooled width.
     fn expert_dim(&self, e: &ExpertsConfig) -> usize {
         match (e.split, self.arch.cifar_blocks().is_some()) {
-            (ExpertSplit::BatchNorm, _) => ModelConfig { experts: None, ..self.clone() }.single_dim(),
+            (ExpertSplit::BatchNorm, _) => self.single_dim(),
             (ExpertSplit::Stages, true) => e.cifar_feature_dim(),
             (ExpertSplit::Stages, false) => e.resnet_feature_dim(),
         }
@@ -253,22 +253,16 @@ impl ModelConfig {
 
     fn backbone(&self, init: &mut Init) -> Result<Backbone, ModelError> {
         let single = self.single_backbone(init);
-        if let Some(e) = &self.experts
-            && e.split == ExpertSplit::BatchNorm
-        {
-            let channels = self.single_dim();
-            return match single {
-                Backbone::ResNetCifar(b) => Ok(Backbone::Experts(MultiExpert::batch_norm(crate::two_branch::Trunk::Cifar(b), channels, e, init)?)),
-                Backbone::ResNet(b) => Ok(Backbone::Experts(MultiExpert::batch_norm(crate::two_branch::Trunk::ResNet(b), channels, e, init)?)),
-                _ => Err(ModelError::Config(format!("model.experts (ResLT branches) needs a CIFAR ResNet or a bottleneck ResNet, not {}", self.arch.name()))),
-            };
-        }
         if let Some(e) = &self.experts {
-            return match single {
-                Backbone::ResNetCifar(b) => Ok(Backbone::Experts(MultiExpert::cifar(b, e, init)?)),
-                Backbone::ResNet(b) => Ok(Backbone::Experts(MultiExpert::resnet(b, &self.resnet_config().expect("a bottleneck arch"), e, init)?)),
-                _ => Err(ModelError::Config(format!("model.experts (RIDE) needs a CIFAR ResNet or a bottleneck ResNet, not {}", self.arch.name()))),
-            };
+            use crate::two_branch::Trunk;
+            let channels = self.single_dim();
+            return Ok(Backbone::Experts(match (e.split, single) {
+                (ExpertSplit::BatchNorm, Backbone::ResNetCifar(b)) => MultiExpert::batch_norm(Trunk::Cifar(b), channels, e, init)?,
+                (ExpertSplit::BatchNorm, Backbone::ResNet(b)) => MultiExpert::batch_norm(Trunk::ResNet(b), channels, e, init)?,
+                (ExpertSplit::Stages, Backbone::ResNetCifar(b)) => MultiExpert::cifar(b, e, init)?,
+                (ExpertSplit::Stages, Backbone::ResNet(b)) => MultiExpert::resnet(b, &self.resnet_config().expect("a bottleneck arch"), e, init)?,
+                _ => return Err(ModelError::Config(format!("model.experts needs a CIFAR ResNet or a bottleneck ResNet, not {}", self.arch.name()))),
+            }));
         }
         if !self.two_branch {
             return Ok(single);
@@ -494,7 +488,7 @@ impl Network {
     /// expert's own map (RIDE), else one.
     pub fn fusion_blocks(&self) -> usize {
         match self {
-            Network::Classifier(Classifier { backbone: Backbone::Experts(b @ (MultiExpert::Cifar(_) | MultiExpert::ResNet(_))), .. }) => b.num_experts(),
+            Network::Classifier(Classifier { backbone: Backbone::Experts(b), .. }) => b.fusion_blocks(),
             _ => 1,
         }
     }

@@ -19,14 +19,17 @@ pub fn predict(network: &Network, loader: &Loader, data: &Arc<Dataset>, device: 
     let experts = model.num_experts();
     let mut p =
         Predictions { labels: Vec::with_capacity(data.len()), experts: vec![Vec::new(); if experts > 1 { experts } else { 0 }], ..Predictions::default() };
-    let argmax = |t: burn::tensor::Tensor<2>| t.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().unwrap().into_iter().map(|i| i as usize);
     for batch in loader.iter((0..data.len()).collect(), 0, 0, 0) {
         let batch = batch?;
         p.labels.extend_from_slice(&batch.labels);
         let b = upload(batch, device);
         let (logits, each) = model.predict_with_experts(b.images);
-        for (e, z) in p.experts.iter_mut().zip(each) {
-            e.extend(argmax(z));
+        if !each.is_empty() {
+            // every expert's argmax in one read-back: `[N, E]`, row-major
+            let picks = burn::tensor::Tensor::stack::<3>(each, 1).argmax(2).into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+            for (i, &q) in picks.iter().enumerate() {
+                p.experts[i % experts].push(q as usize);
+            }
         }
         let probs = softmax(logits.mul_scalar(logit_scale), 1);
         let (conf, idx) = probs.max_dim_with_indices(1);

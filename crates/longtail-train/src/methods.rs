@@ -156,6 +156,27 @@ impl Build {
         LossSpec::kps(max_margin, Some(self.recipe.scaled(120)))
     }
 
+    /// The H2T code's one multi-expert stage II (`cifar10_imb001_stage2_ResLT_H2T.yaml`):
+    /// class-balanced batches fused at p = 0.4 with instance-sampled ones, the classifier only
+    /// with batch norms frozen (`shift_bn: False`), wd 5e-4, 10 epochs, batch 512, lr 0.05 cosine;
+    /// Fashion-MNIST-LT keeps the protocol's stage II.
+    fn multi_expert_h2t(&self, name: &str, loss: LossSpec) -> StageConfig {
+        let small = self.dataset == Dataset::FashionMnistLt;
+        let part = Stage2 {
+            sampler: SamplerSpec::ClassBalanced,
+            lr: if small { self.stage2_lr() } else { 0.05 },
+            weight_decay: 5e-4,
+            train: Trainable::Classifier,
+            head: HeadChange::Keep,
+        };
+        let mut s = self.stage2(name, loss, part);
+        s.h2t = Some(H2tConfig { ratio: 0.4, fusing_sampler: SamplerSpec::Instance });
+        if !small {
+            (s.epochs, s.batch_size) = (10, 512);
+        }
+        s
+    }
+
     /// FFN's stage-I script draws its CIFAR-LT subset with `rand_number` 666 (its stage II with 0).
     fn ffn_stage1_data(&mut self) {
         if self.dataset.is_cifar() {
@@ -350,20 +371,7 @@ fn ride_h2t(b: &mut Build) -> Vec<StageConfig> {
     // the H2T code's stage II augments with crop + flip only
     b.data.train_transform = None;
     b.init_from = Some(b.source("ride"));
-    let small = b.dataset == Dataset::FashionMnistLt;
-    let part = Stage2 {
-        sampler: SamplerSpec::ClassBalanced,
-        lr: if small { b.stage2_lr() } else { 0.05 },
-        weight_decay: 5e-4,
-        train: Trainable::Classifier,
-        head: HeadChange::Keep,
-    };
-    let mut s = b.stage2("ride-h2t", LossSpec::ride(-0.2, None, 0.05), part);
-    s.h2t = Some(H2tConfig { ratio: 0.4, fusing_sampler: SamplerSpec::Instance });
-    if !small {
-        (s.epochs, s.batch_size) = (10, 512);
-    }
-    vec![s]
+    vec![b.multi_expert_h2t("ride-h2t", LossSpec::ride(-0.2, None, 0.05))]
 }
 
 /// ResLT (Cui et al., TPAMI 2022) as jiequancui/ResLT trains CIFAR: one ResNet-32 whose three
@@ -419,24 +427,11 @@ fn reslt(b: &mut Build) -> Vec<StageConfig> {
 fn reslt_h2t(b: &mut Build) -> Vec<StageConfig> {
     let stage1 = reslt(b).remove(0);
     b.init_from = Some(b.source("reslt"));
-    let small = b.dataset == Dataset::FashionMnistLt;
     let loss = match stage1.loss {
         LossSpec::ResLt { medium_from, tail_from, .. } => LossSpec::ResLt { beta: 0.3, medium_from, tail_from },
         other => other,
     };
-    let part = Stage2 {
-        sampler: SamplerSpec::ClassBalanced,
-        lr: if small { b.stage2_lr() } else { 0.05 },
-        weight_decay: 5e-4,
-        train: Trainable::Classifier,
-        head: HeadChange::Keep,
-    };
-    let mut s = b.stage2("reslt-h2t", loss, part);
-    s.h2t = Some(H2tConfig { ratio: 0.4, fusing_sampler: SamplerSpec::Instance });
-    if !small {
-        (s.epochs, s.batch_size) = (10, 512);
-    }
-    vec![s]
+    vec![b.multi_expert_h2t("reslt-h2t", loss)]
 }
 
 /// Kang et al.'s decoupled stage II on the CE run: class-balanced, lr 0.5x stage I's, wd 5e-4.
