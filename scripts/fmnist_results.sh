@@ -26,13 +26,14 @@ want() { [ $# -eq 0 ] || [[ " ${SELECTED} " == *" $1 "* ]]; }
 SELECTED="$*"
 from() { echo "init_from={ run = \"$OUT/$1\" }"; }
 
-for step in ce ldam-drw balanced-softmax crt ce-drw kps ce+h2t fbl gcl hrdc ldam-drw+h2t ffn mgkt bbn ride ride-h2t reslt reslt-h2t; do
+for step in ce ldam-drw balanced-softmax crt ce-drw kps ce+h2t fbl gcl hrdc ldam-drw+h2t ffn mgkt bbn ride ride-ea ride-h2t reslt reslt-h2t; do
   [ -n "$SELECTED" ] && [[ " $SELECTED " != *" $step "* ]] && continue
   case $step in
     crt) run crt crt --set "$(from ce)" ;;
     ce+h2t) run ce+h2t h2t --set "$(from ce)" ;;
     ldam-drw+h2t) run ldam-drw+h2t h2t --set "$(from ldam-drw)" --set 'model.head={ kind = "cosine" }' \
                       --set 'stages.0.loss={ kind = "ldam" }' ;;
+    ride-ea) run ride-ea ride-ea --set "$(from ride)" ;;
     ride-h2t) run ride-h2t ride-h2t --set "$(from ride)" ;;
     reslt-h2t) run reslt-h2t reslt-h2t --set "$(from reslt)" ;;
     ffn) run ffn ffn --set "fusion.first={ run = \"$OUT/kps\" }" --set "fusion.second={ run = \"$OUT/ce\" }" ;;

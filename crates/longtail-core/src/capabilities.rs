@@ -18,6 +18,8 @@ pub enum AuxHead {
     Reweighting,
     /// MGKT's coarse-class classifier.
     Coarse,
+    /// RIDE-EA's expert-assignment routers: one logit per expert but the last.
+    Router,
 }
 
 impl AuxHead {
@@ -25,6 +27,7 @@ impl AuxHead {
         match self {
             AuxHead::Reweighting => "a dual head (model.head = { kind = \"dual\", ... }, HRDC)",
             AuxHead::Coarse => "a coarse + fine head (model.head = { kind = \"coarse-fine\", ... }, MGKT)",
+            AuxHead::Router => "an expert router on a multi-expert model (a stage's head = { kind = \"router\" }, RIDE-EA)",
         }
     }
 }

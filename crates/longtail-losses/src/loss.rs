@@ -80,6 +80,7 @@ enum Kind {
     Mg { coarse_epochs: usize, fine_epochs: usize, magnitude_scaling: bool, drw: Option<(usize, Tensor<1>, Tensor<1>)> },
     Ride(Box<Ride>),
     ResLt { beta: f64, medium: Tensor<1>, tail: Tensor<1> },
+    RideRouter { pos_weight: f64 },
 }
 
 /// RIDE's constants ([`LossSpec::Ride`]).
@@ -215,6 +216,10 @@ impl Loss {
                 let from = |first: usize| c(&rank.iter().map(|&r| f64::from(u8::from(r >= first))).collect::<Vec<_>>());
                 Kind::ResLt { beta: *beta, medium: from(*medium_from), tail: from(*tail_from) }
             }
+            LossSpec::RideRouter { pos_weight } => {
+                check(pos_weight.is_finite() && *pos_weight > 0.0, name, format!("pos_weight must be > 0, got {pos_weight}"))?;
+                Kind::RideRouter { pos_weight: *pos_weight }
+            }
             LossSpec::MultiGranularity { coarse_epochs, fine_epochs, magnitude_scaling, drw_epoch } => {
                 let coarse = coarse_counts.ok_or(LossError::MissingInput { loss: name, what: "a class hierarchy (coarse labels)" })?;
                 check(coarse.iter().all(|&n| n > 0), name, "every coarse class needs training images")?;
@@ -324,6 +329,7 @@ impl Loss {
             }
             Kind::Ride(r) => r.per_sample(inputs, state, k)?,
             Kind::ResLt { beta, medium, tail } => reslt(inputs, *beta, medium, tail)?,
+            Kind::RideRouter { pos_weight } => ride_router(inputs, *pos_weight)?,
             Kind::Mg { coarse_epochs, fine_epochs, magnitude_scaling, drw } => {
                 let lambda = mg_lambda(state.epoch, state.total_epochs, *coarse_epochs, *fine_epochs);
                 let drw_on = drw.as_ref().filter(|(e, _, _)| state.epoch >= *e);
@@ -407,6 +413,37 @@ fn reslt(inputs: &LossInputs, beta: f64, medium: &Tensor<1>, tail: &Tensor<1>) -
     let ice = nll_eps(zh.clone()) + nll_eps(zm.clone()) * m + nll_eps(zt.clone()) * t;
     let ice = ice.mul_scalar(n as f64) / pairs.expand([n]);
     Ok(ice.mul_scalar(beta) + cross_entropy(zh + zm + zt, y).mul_scalar(1.0 - beta))
+}
+
+/// RIDE-EA's router loss per sample ([`LossSpec::RideRouter`]): the mean over routers of the
+/// weighted binary cross-entropy, `p t softplus(-r) + (1 - t) softplus(r)`.
+fn ride_router(inputs: &LossInputs, pos_weight: f64) -> Result<Tensor<1>, LossError> {
+    const NAME: &str = "RIDE-EA router";
+    let routers = inputs.aux.clone().ok_or(LossError::MissingInput { loss: NAME, what: "the routers' logits (a stage with head = { kind = \"router\" })" })?;
+    let e = inputs.experts.len();
+    let [n, r] = routers.dims();
+    check(e >= 2 && r == e - 1, NAME, format!("needs one router logit per expert but the last: {e} experts, {r} router logits"))?;
+    let y = inputs.targets.clone();
+    // c_k: is the mean of experts 0..=k right (the sum has the same argmax)
+    let mut sum = inputs.experts[0].clone().detach();
+    let mut right = Vec::with_capacity(e);
+    for (k, z) in inputs.experts.iter().enumerate() {
+        if k > 0 {
+            sum = sum + z.clone().detach();
+        }
+        right.push(sum.clone().argmax(1).reshape([n]).equal(y.clone()).float());
+    }
+    let mut total = Tensor::<1>::zeros([n], &y.device());
+    // none of the later ensembles right, from the last router back
+    let mut none_later = Tensor::<1>::ones([n], &y.device());
+    for i in (0..e - 1).rev() {
+        none_later = none_later * right[i + 1].clone().neg().add_scalar(1.0);
+        let t = right[i].clone().neg().add_scalar(1.0) * none_later.clone().neg().add_scalar(1.0);
+        let x = routers.clone().narrow(1, i, 1).reshape([n]);
+        let softplus = |v: Tensor<1>| burn::tensor::activation::log_sigmoid(v.neg()).neg();
+        total = total + t.clone().mul_scalar(pos_weight) * softplus(x.clone().neg()) + t.neg().add_scalar(1.0) * softplus(x);
+    }
+    Ok(total.div_scalar((e - 1) as f64))
 }
 
 impl Ride {

@@ -302,6 +302,22 @@ pub enum LossSpec {
         /// First frequency rank of branch T (CIFAR-100: 70, CIFAR-10: 4).
         tail_from: usize,
     },
+    /// RIDE-EA's router loss (Wang et al., ICLR 2021; `ea_resnet_cifar.py:213-234`) on a
+    /// multi-expert model with routers: with `c_k` whether the mean of experts `0..=k` is right,
+    /// router `i`'s target is `t_i = !c_i && (c_{i+1} || ... || c_{E-1})` ("the ensemble so far
+    /// is wrong and a later one is right"), and the loss the mean over the `E - 1` routers of
+    /// `BCE-with-logits(r_i, t_i)` with `pos_weight` (`-[p t log sigma(r) + (1 - t) log(1 - sigma(r))]`,
+    /// batch mean). The experts' logits only set the targets: no gradient reaches them.
+    #[serde(rename = "ride-router")]
+    RideRouter {
+        /// `pos_weight`: 100 in every config of the authors (the constructor's default 20).
+        #[serde(default = "ride_router_pos_weight")]
+        pos_weight: f64,
+    },
+}
+
+fn ride_router_pos_weight() -> f64 {
+    100.0
 }
 
 impl LossSpec {
@@ -361,6 +377,8 @@ impl LossSpec {
             // the model's logits are the branches' mean; the code's are their sum
             LossSpec::ResLt { .. } => 3.0,
             LossSpec::Kps { base_scale, .. } => *base_scale,
+            // the routed logits are RIDE's cosine experts' (s = 30)
+            LossSpec::RideRouter { .. } => 30.0,
             _ => 1.0,
         }
     }
@@ -375,6 +393,7 @@ impl LossSpec {
             LossSpec::Ride { .. } => Needs { logits: Some(Logits::Cosine), experts: true, ..Needs::default() },
             LossSpec::ResLt { .. } => Needs { logits: Some(Logits::Linear), experts: true, expert_count: Some(3), ..Needs::default() },
             LossSpec::Hrdc { .. } => Needs { aux: Some(AuxHead::Reweighting), ..Needs::default() },
+            LossSpec::RideRouter { .. } => Needs { aux: Some(AuxHead::Router), experts: true, ..Needs::default() },
             LossSpec::MultiGranularity { .. } => Needs { aux: Some(AuxHead::Coarse), coarse_labels: true, ..Needs::default() },
             _ => Needs::default(),
         }
@@ -411,6 +430,7 @@ impl LossSpec {
             LossSpec::MultiGranularity { .. } => "multi-granularity",
             LossSpec::Ride { .. } => "RIDE",
             LossSpec::ResLt { .. } => "ResLT",
+            LossSpec::RideRouter { .. } => "RIDE-EA router",
         }
     }
 }

@@ -254,10 +254,15 @@ impl MultiExpert {
 
     /// Every expert's last map on one trunk map, in expert order.
     pub fn expert_maps(&self, trunk: Tensor<4>) -> Vec<Tensor<4>> {
+        (0..self.num_experts()).map(|k| self.expert_map(k, trunk.clone())).collect()
+    }
+
+    /// Expert `k`'s last map on a trunk map.
+    pub fn expert_map(&self, k: usize, trunk: Tensor<4>) -> Tensor<4> {
         match self {
-            MultiExpert::Cifar(m) => m.experts.iter().map(|e| e.layer2.iter().chain(&e.layer3).fold(trunk.clone(), |out, b| b.forward(out))).collect(),
-            MultiExpert::ResNet(m) => m.experts.iter().map(|e| e.layer3.iter().chain(&e.layer4).fold(trunk.clone(), |out, b| b.forward(out))).collect(),
-            MultiExpert::BatchNorm(m) => m.branches.iter().map(|bn| bn.forward(trunk.clone())).collect(),
+            MultiExpert::Cifar(m) => m.experts[k].layer2.iter().chain(&m.experts[k].layer3).fold(trunk, |out, b| b.forward(out)),
+            MultiExpert::ResNet(m) => m.experts[k].layer3.iter().chain(&m.experts[k].layer4).fold(trunk, |out, b| b.forward(out)),
+            MultiExpert::BatchNorm(m) => m.branches[k].forward(trunk),
         }
     }
 

@@ -13,11 +13,12 @@
 
 use burn::module::{Module, Param, RunningState};
 use burn::nn::Linear;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 use longtail_core::capabilities::{AuxHead, Logits, Provides};
 use serde::{Deserialize, Serialize};
 
 use crate::init::Init;
+use crate::router::ExpertRouter;
 
 /// How a linear head's weights are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -391,13 +392,25 @@ pub enum Head {
 pub struct ExpertHeads {
     pub heads: Vec<Head>,
     pub experts: usize,
+    /// RIDE-EA's expert-assignment router (stage II), which decides per sample how many experts run.
+    pub router: Option<ExpertRouter>,
 }
 
 impl ExpertHeads {
     /// Expert `k`'s slice of the concatenated feature and its head.
     fn slice(&self, features: &Tensor<2>, k: usize) -> (Tensor<2>, &Head) {
         let d = features.dims()[1] / self.experts;
-        (features.clone().narrow(1, k * d, d), &self.heads[if self.heads.len() == 1 { 0 } else { k }])
+        (features.clone().narrow(1, k * d, d), self.expert_head(k))
+    }
+
+    /// Expert `k`'s classifier.
+    pub fn expert_head(&self, k: usize) -> &Head {
+        &self.heads[if self.heads.len() == 1 { 0 } else { k }]
+    }
+
+    /// Each expert's pooled feature.
+    pub fn expert_features(&self, features: &Tensor<2>) -> Vec<Tensor<2>> {
+        (0..self.experts).map(|k| self.slice(features, k).0).collect()
     }
 
     /// Each expert's training logits.
@@ -418,6 +431,32 @@ impl ExpertHeads {
                 h.predict(f)
             })
             .collect()
+    }
+}
+
+/// A multi-expert model's test-time outputs.
+#[derive(Debug, Clone)]
+pub struct ExpertPrediction {
+    /// The experts' mean, or with a router the mean of the experts each sample uses.
+    pub logits: Tensor<2>,
+    /// Each expert's own logits.
+    pub each: Vec<Tensor<2>>,
+    /// With a router: every router's logit `[N, E - 1]` and the experts each sample uses `[N]`.
+    pub routing: Option<(Tensor<2>, Tensor<1, Int>)>,
+}
+
+impl ExpertHeads {
+    /// Test-time logits of every expert and their (routed) combination.
+    pub fn predict(&self, features: &Tensor<2>) -> ExpertPrediction {
+        let each = self.expert_predictions(features);
+        match &self.router {
+            None => ExpertPrediction { logits: mean_logits(&each), each, routing: None },
+            Some(r) => {
+                let decisions = r.logits(&self.expert_features(features), &each);
+                let (logits, used) = r.route(&each, decisions.clone());
+                ExpertPrediction { logits, each, routing: Some((decisions, used)) }
+            }
+        }
     }
 }
 
@@ -459,7 +498,7 @@ impl Head {
     /// or one `shared` by all.
     pub fn experts(config: &HeadConfig, init: &mut Init, count: usize, shared: bool, d_expert: usize, num_classes: usize, how: LinearInit) -> Self {
         let heads = (0..if shared { 1 } else { count }).map(|_| Head::init(config, init, d_expert, num_classes, how)).collect();
-        Head::Experts(ExpertHeads { heads, experts: count })
+        Head::Experts(ExpertHeads { heads, experts: count, router: None })
     }
 
     pub fn init(config: &HeadConfig, init: &mut Init, d_in: usize, num_classes: usize, how: LinearInit) -> Self {
@@ -498,7 +537,8 @@ impl Head {
             Head::DisAlign(h) => single(h.forward(features)),
             Head::Experts(h) => {
                 let experts = h.expert_logits(&features);
-                HeadOutput { logits: mean_logits(&experts), aux: None, experts }
+                let aux = h.router.as_ref().map(|r| r.logits(&h.expert_features(&features), &experts));
+                HeadOutput { logits: mean_logits(&experts), aux, experts }
             }
         }
     }
@@ -511,7 +551,7 @@ impl Head {
                 h.plain.forward(features.clone()) * (1.0 - l) + h.reweight.forward(features) * l
             }
             Head::CausalNorm(h) => h.predict(features),
-            Head::Experts(h) => mean_logits(&h.expert_predictions(&features)),
+            Head::Experts(h) => h.predict(&features).logits,
             other => other.forward(features).logits,
         }
     }
@@ -536,7 +576,7 @@ impl Head {
     pub fn at_learning_rate(self, lr: f64) -> Self {
         match self {
             Head::CausalNorm(h) => Head::CausalNorm(h.at_learning_rate(lr)),
-            Head::Experts(h) => Head::Experts(ExpertHeads { heads: h.heads.into_iter().map(|e| e.at_learning_rate(lr)).collect(), experts: h.experts }),
+            Head::Experts(h) => Head::Experts(ExpertHeads { heads: h.heads.into_iter().map(|e| e.at_learning_rate(lr)).collect(), ..h }),
             other => other,
         }
     }

@@ -21,11 +21,13 @@ pub mod experts;
 pub mod heads;
 pub mod init;
 pub mod layers;
+pub mod macs;
 pub mod network;
 pub mod parts;
 pub mod precision;
 pub mod resnet;
 pub mod resnet_cifar;
+pub mod router;
 pub mod two_branch;
 pub mod weights;
 
@@ -35,3 +37,4 @@ pub use experts::{ExpertSplit, ExpertsConfig, MultiExpert};
 pub use heads::{Head, HeadConfig, HeadOutput};
 pub use network::{Arch, Backbone, Classifier, CsmsOptions, FeatureFusion, ModelConfig, ModelOutput, Network, count_learnable};
 pub use precision::{AutocastConv, Precision, autocast};
+pub use router::{ExpertRouter, RouterConfig};

@@ -3,13 +3,14 @@
 //! application embeds.
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::csms::{CsmsResNet, CsmsResNetConfig, FusionWeight, WeightedPath};
 use crate::error::ModelError;
 use crate::experts::{ExpertSplit, ExpertsConfig, MultiExpert};
-use crate::heads::{CosineHead, Head, HeadConfig, HeadOutput, LinearInit, l2_normalize};
+use crate::heads::{CosineHead, ExpertPrediction, Head, HeadConfig, HeadOutput, LinearInit, l2_normalize};
 use crate::init::Init;
 use crate::layers::global_avg_pool;
 use crate::resnet::{ResNet, ResNetConfig};
@@ -493,15 +494,96 @@ impl Network {
         }
     }
 
-    /// Test-time logits and, on a multi-expert model, each expert's (empty otherwise).
-    pub fn predict_with_experts(&self, x: Tensor<4>) -> (Tensor<2>, Vec<Tensor<2>>) {
+    /// Test-time logits and, on a multi-expert model, each expert's and the router's decisions
+    /// (empty and `None` otherwise).
+    pub fn predict_with_experts(&self, x: Tensor<4>) -> ExpertPrediction {
         match self {
-            Network::Classifier(Classifier { backbone, head: Head::Experts(h) }) => {
-                let each = h.expert_predictions(&global_avg_pool(backbone.forward(x)));
-                (crate::heads::mean_logits(&each), each)
-            }
-            other => (other.predict(x), Vec::new()),
+            Network::Classifier(Classifier { backbone, head: Head::Experts(h) }) => h.predict(&global_avg_pool(backbone.forward(x))),
+            other => ExpertPrediction { logits: other.predict(x), each: Vec::new(), routing: None },
         }
+    }
+
+    /// RIDE-EA's early exit (`ea_resnet_cifar.py:235-250`): expert 0 runs on every sample, and
+    /// expert `i` only on the samples whose router `i - 1` said "go on" (read back to select
+    /// them); the logits are the mean of the experts each sample used, and the second output
+    /// how many it used. The same numbers as [`Network::predict_with_experts`], without
+    /// computing the experts a sample skips. `None` on a model without a router.
+    pub fn predict_routed(&self, x: Tensor<4>) -> Option<(Tensor<2>, Vec<usize>)> {
+        let Network::Classifier(Classifier { backbone: Backbone::Experts(b), head: Head::Experts(h) }) = self else {
+            return None;
+        };
+        let router = h.router.as_ref()?;
+        let trunk = b.trunk(x);
+        let n = trunk.dims()[0];
+        let device = trunk.device();
+        let indices = |rows: &[usize]| Tensor::<1, Int>::from_data(TensorData::new(rows.iter().map(|&i| i as i64).collect(), [rows.len()]), &device);
+        let run = |k: usize, input: Tensor<4>| {
+            let feature = global_avg_pool(b.expert_map(k, input));
+            (feature.clone(), h.expert_head(k).predict(feature))
+        };
+        let (mut feature, mut sum) = run(0, trunk.clone());
+        // the running sum of every sample's used experts; `sum` and `feature` hold the rows of `active`
+        let mut out = sum.clone();
+        let mut active: Vec<usize> = (0..n).collect();
+        let mut used = vec![1usize; n];
+        for k in 1..b.num_experts() {
+            let go = sigmoid(router.decide(k - 1, feature, sum.clone().div_scalar(k as f64))).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+            let keep: Vec<usize> = (0..active.len()).filter(|&i| f64::from(go[i]) > router.threshold).collect();
+            if keep.is_empty() {
+                break;
+            }
+            active = keep.iter().map(|&i| active[i]).collect();
+            let rows = indices(&active);
+            let (f, z) = run(k, trunk.clone().select(0, rows.clone()));
+            (feature, sum) = (f, sum.select(0, indices(&keep)) + z);
+            out = out.clone().select_assign(0, rows.clone(), sum.clone() - out.select(0, rows), IndexingUpdateOp::Add);
+            active.iter().for_each(|&i| used[i] += 1);
+        }
+        let counts = Tensor::<1>::from_data(TensorData::new(used.iter().map(|&u| u as f32).collect(), [n]), &device);
+        Some((out / counts.unsqueeze_dim(1), used))
+    }
+
+    /// The threshold of a model's expert routers (`None` without routers).
+    pub fn router_threshold(&self) -> Option<f64> {
+        match self {
+            Network::Classifier(Classifier { head: Head::Experts(h), .. }) => h.router.as_ref().map(|r| r.threshold),
+            _ => None,
+        }
+    }
+
+    /// Multiply-accumulates per `input`-sized image of each part of a multi-expert model with its
+    /// own experts' stages (RIDE); `None` otherwise.
+    pub fn expert_macs(&self, input: crate::macs::Size) -> Option<crate::macs::ExpertMacs> {
+        let Network::Classifier(Classifier { backbone: Backbone::Experts(b), head: Head::Experts(h) }) = self else {
+            return None;
+        };
+        let heads: Vec<&Head> = h.heads.iter().collect();
+        crate::macs::multi_expert(b, &heads, h.router.as_ref(), input)
+    }
+
+    /// Adds RIDE-EA's routers to a multi-expert model with a classifier per expert (stage II);
+    /// the routers are fresh, from `seed`.
+    pub fn with_router(self, config: &crate::router::RouterConfig, seed: u64, device: &Device) -> Result<Self, ModelError> {
+        let err = |m: &str| Err(ModelError::Config(m.into()));
+        let Network::Classifier(Classifier { backbone, head: Head::Experts(h) }) = self else {
+            return err("an expert router (RIDE-EA) needs a multi-expert model: model.experts = { count = 3 }");
+        };
+        if h.heads.len() != h.experts {
+            return err("an expert router (RIDE-EA) needs a classifier per expert; this model's experts share one (ResLT's branches)");
+        }
+        if h.router.is_some() {
+            return err("this model has an expert router already");
+        }
+        let Some(first) = h.heads.first() else { return err("a multi-expert model without classifiers") };
+        let (d, classes) = match first {
+            Head::Cosine(c) => (c.weight.dims()[0], c.weight.dims()[1]),
+            other => match other.as_linear() {
+                Some(l) => (l.weight.dims()[0], l.weight.dims()[1]),
+                None => return err("an expert router (RIDE-EA) needs linear or cosine expert classifiers"),
+            },
+        };
+        let router = config.init(&mut Init::new(seed, device), h.experts, d, classes)?;
+        Ok(Network::Classifier(Classifier { backbone, head: Head::Experts(crate::heads::ExpertHeads { router: Some(router), ..h }) }))
     }
 
     /// The backbone of a single-backbone model.

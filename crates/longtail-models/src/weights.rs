@@ -38,8 +38,27 @@ pub fn load(mut network: Network, path: &Path) -> Result<Network, ModelError> {
         return Err(ModelError::Read { path: path.to_path_buf(), msg: "no such file".into() });
     }
     let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    network.load_from(&mut store).map_err(|e| read_err(path, e))?;
+    let result = network.load_from(&mut store).map_err(|e| read_err(path, e))?;
+    no_unused(path, &result.unused)?;
     Ok(network)
+}
+
+/// Parameters in a file that the network has no place for (a stage's classifier change such as
+/// RIDE-EA's routers, not rebuilt) would be dropped without a word; they are an error instead.
+fn no_unused(path: &Path, unused: &[String]) -> Result<(), ModelError> {
+    if unused.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = unused.iter().take(4).map(String::as_str).collect();
+    Err(ModelError::Read {
+        path: path.to_path_buf(),
+        msg: format!(
+            "holds {} parameters this network does not have ({}{}): the file is of a different model, or of one changed by a training stage (an expert router, LWS, DisAlign) that was not applied before loading",
+            unused.len(),
+            shown.join(", "),
+            if unused.len() > shown.len() { ", ..." } else { "" }
+        ),
+    })
 }
 
 /// Writes the weights as safetensors (Burn's parameter names).
@@ -54,7 +73,8 @@ pub fn load_safetensors(mut network: Network, path: &Path) -> Result<Network, Mo
         return Err(ModelError::Read { path: path.to_path_buf(), msg: "no such file".into() });
     }
     let mut store = SafetensorsStore::from_file(path);
-    network.load_from(&mut store).map_err(|e| read_err(path, e))?;
+    let result = network.load_from(&mut store).map_err(|e| read_err(path, e))?;
+    no_unused(path, &result.unused)?;
     Ok(network)
 }
 

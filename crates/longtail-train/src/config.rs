@@ -7,7 +7,7 @@ use longtail_core::capabilities::{Logits, Needs, Provides};
 use longtail_data::{DataConfig, SamplerSpec};
 use longtail_losses::{ClassWeighting, LossSpec};
 use longtail_models::weights::PytorchLayout;
-use longtail_models::{HeadConfig, ModelConfig, Precision};
+use longtail_models::{HeadConfig, ModelConfig, Precision, RouterConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -201,6 +201,10 @@ pub enum HeadChange {
     /// 2021); only the per-class scale and shift and the confidence layer train.
     #[serde(rename = "disalign")]
     DisAlign,
+    /// RIDE-EA's expert-assignment routers added to a multi-expert model (Wang et al. 2021,
+    /// stage II): only the routers train (the experts' classifiers stay as stage I left them),
+    /// and at test time each sample uses the experts its routers send it to.
+    Router(RouterConfig),
 }
 
 impl HeadChange {
@@ -212,6 +216,7 @@ impl HeadChange {
             HeadChange::Lws | HeadChange::TauNorm { .. } | HeadChange::LogitAdjust { .. } | HeadChange::DisAlign => {
                 Needs { logits: Some(Logits::Linear), ..Needs::default() }
             }
+            HeadChange::Router(_) => Needs { experts: true, ..Needs::default() },
         }
     }
 
@@ -223,6 +228,7 @@ impl HeadChange {
             HeadChange::TauNorm { .. } => "tau-norm",
             HeadChange::LogitAdjust { .. } => "post-hoc logit adjustment",
             HeadChange::DisAlign => "DisAlign",
+            HeadChange::Router(_) => "expert router",
         }
     }
 }
@@ -658,8 +664,19 @@ impl ExperimentConfig {
         {
             return Err(TrainError::config(f("drw.from_epoch"), format!("must be < epochs ({}), got {}", s.epochs, d.from_epoch)));
         }
-        // what the loss and the classifier change need against what the head provides
-        let provides = self.model.provides();
+        if let HeadChange::Router(r) = &s.head {
+            let experts = self.model.experts.as_ref().map_or(1, |e| e.count);
+            r.validate(experts, self.model.num_classes).map_err(|e| TrainError::config(f("head"), e.to_string()))?;
+            if self.model.experts.as_ref().is_some_and(|e| e.shared_classifier) {
+                return Err(TrainError::config(f("head"), "an expert router reads each expert's own classifier; this model's experts share one (ResLT)"));
+            }
+        }
+        // what the loss and the classifier change need against what the head provides (with
+        // the routers this or an earlier stage adds)
+        let mut provides = self.model.provides();
+        if self.stages[..=i].iter().any(|s| matches!(s.head, HeadChange::Router(_))) {
+            provides.aux = Some(longtail_core::capabilities::AuxHead::Router);
+        }
         if let Some(why) = provides.unmet(&s.loss.needs()) {
             return Err(TrainError::config(f("loss"), format!("{} {why}", s.loss.name())));
         }

@@ -16,6 +16,79 @@ pub struct Predictions {
     /// Each expert's own predictions (a multi-expert model; empty otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub experts: Vec<Vec<usize>>,
+    /// What a model with expert routers (RIDE-EA) decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingPredictions>,
+}
+
+/// A routed model's decisions on every sample, enough to re-route at any threshold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoutingPredictions {
+    /// `prefix[k][i]`: the prediction of the mean of experts `0..=k` on sample `i`.
+    pub prefix: Vec<Vec<usize>>,
+    /// `probs[r][i]`: router `r`'s `sigmoid` on sample `i` (asked or not).
+    pub probs: Vec<Vec<f32>>,
+    /// The model's threshold (a sample goes on while `probs > threshold`).
+    pub threshold: f64,
+    /// Multiply-accumulates per image of each part, where the model can count them.
+    pub macs: Option<longtail_models::macs::ExpertMacs>,
+}
+
+impl RoutingPredictions {
+    /// How many experts sample `i` uses at `threshold`.
+    pub fn used(&self, i: usize, threshold: f64) -> usize {
+        1 + self.probs.iter().take_while(|p| f64::from(p[i]) > threshold).count()
+    }
+}
+
+/// The computation-versus-accuracy numbers of a routed model at one threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingPoint {
+    pub threshold: f64,
+    /// Top-1 accuracy (%).
+    pub accuracy: f64,
+    /// Experts per sample, on average.
+    pub mean_experts: f64,
+    /// Multiply-accumulates per image, on average (GMACs).
+    pub gmacs: Option<f64>,
+}
+
+/// What RIDE-EA's routers did: experts per sample, and computation against accuracy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingResult {
+    /// At the model's threshold.
+    pub at_threshold: RoutingPoint,
+    /// `experts_used[k]`: test samples that used `k + 1` experts.
+    pub experts_used: Vec<usize>,
+    /// Every expert on every sample (the model without its routers).
+    pub all_experts: RoutingPoint,
+    /// The same at thresholds 0.1 to 0.9.
+    pub curve: Vec<RoutingPoint>,
+}
+
+fn routing_result(p: &Predictions, r: &RoutingPredictions) -> RoutingResult {
+    let n = p.labels.len();
+    let experts = r.prefix.len();
+    let pct = |right: usize| if n > 0 { 100.0 * right as f64 / n as f64 } else { 0.0 };
+    let point = |threshold: f64| {
+        let (mut right, mut used, mut macs) = (0usize, 0usize, 0u64);
+        for i in 0..n {
+            let u = r.used(i, threshold);
+            right += usize::from(r.prefix[u - 1][i] == p.labels[i]);
+            used += u;
+            macs += r.macs.as_ref().map_or(0, |m| m.using(u));
+        }
+        let per = |v: f64| if n > 0 { v / n as f64 } else { 0.0 };
+        RoutingPoint { threshold, accuracy: pct(right), mean_experts: per(used as f64), gmacs: r.macs.as_ref().map(|_| per(macs as f64) * 1e-9) }
+    };
+    let mut experts_used = vec![0usize; experts];
+    for i in 0..n {
+        experts_used[r.used(i, r.threshold) - 1] += 1;
+    }
+    let right_all = (0..n).filter(|&i| r.prefix[experts - 1][i] == p.labels[i]).count();
+    let all_experts =
+        RoutingPoint { threshold: 0.0, accuracy: pct(right_all), mean_experts: experts as f64, gmacs: r.macs.as_ref().map(|m| m.all_experts() as f64 * 1e-9) };
+    RoutingResult { at_threshold: point(r.threshold), experts_used, all_experts, curve: (1..10).map(|t| point(t as f64 / 10.0)).collect() }
 }
 
 /// One expert of a multi-expert model on its own: what each expert learned.
@@ -87,6 +160,9 @@ pub struct Metrics {
     /// Each expert alone (multi-expert models).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub experts: Vec<ExpertResult>,
+    /// RIDE-EA's routing (a model with expert routers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingResult>,
 }
 
 /// Settings of [`compute`].
@@ -202,5 +278,6 @@ pub fn compute(p: &Predictions, train_counts: &[usize], class_names: &[String], 
         hierarchical: hierarchy.map(|h| hierarchical(p, h)),
         rarest,
         experts,
+        routing: p.routing.as_ref().map(|r| routing_result(p, r)),
     }
 }

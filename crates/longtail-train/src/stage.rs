@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::Device;
 use longtail_losses::functional::constant;
-use longtail_models::heads::{DisAlignHead, LinearHead, LwsHead, TauNormHead};
+use longtail_models::heads::{DisAlignHead, ExpertHeads, LinearHead, LwsHead, TauNormHead};
 use longtail_models::init::Init;
 use longtail_models::{Head, ModelConfig, Network};
 
@@ -53,6 +53,7 @@ pub fn change_head(network: Network, change: &HeadChange, model: &ModelConfig, c
             let mut init = Init::new(longtail_core::streams::head_seed(seed, stage), device);
             network.with_head(Head::DisAlign(DisAlignHead::on(fc, &mut init)))?
         }
+        HeadChange::Router(r) => network.with_router(r, longtail_core::streams::head_seed(seed, stage), device)?,
     })
 }
 
@@ -65,12 +66,14 @@ pub fn set_trainable(network: Network, stage: &StageConfig) -> Result<Network> {
         Trainable::ClassifierShiftBn => network.freeze_backbones(true),
         Trainable::Parts(parts) => longtail_models::parts::train_only(network, parts).map_err(|e| TrainError::config("train.parts", e.to_string()))?,
     };
-    // LWS learns only the scales on top of the linear classifier, DisAlign only its calibration.
+    // LWS learns only the scales on top of the linear classifier, DisAlign only its calibration,
+    // a multi-expert model with routers only the routers (the code freezes everything else).
     match network {
         Network::Classifier(mut c) => {
             c.head = match c.head {
                 Head::Lws(h) => Head::Lws(LwsHead { fc: h.fc.no_grad(), scales: h.scales }),
                 Head::DisAlign(h) => Head::DisAlign(DisAlignHead { fc: h.fc.no_grad(), ..h }),
+                Head::Experts(h) if h.router.is_some() => Head::Experts(ExpertHeads { heads: h.heads.into_iter().map(|e| e.no_grad()).collect(), ..h }),
                 other => other,
             };
             Ok(Network::Classifier(c))

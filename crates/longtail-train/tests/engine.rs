@@ -176,7 +176,8 @@ fn gcl_clouds_are_absent_at_evaluation() {
     // by hand: argmax and softmax confidence of s * cos over the test set
     let loader = data.eval_loader(&config, data.test.clone()).unwrap();
     let model = network.valid();
-    let mut clean = longtail_train::metrics::Predictions { labels: Vec::new(), predicted: Vec::new(), confidence: Vec::new(), experts: Vec::new() };
+    let mut clean =
+        longtail_train::metrics::Predictions { labels: Vec::new(), predicted: Vec::new(), confidence: Vec::new(), experts: Vec::new(), routing: None };
     for batch in loader.iter((0..data.test.len()).collect(), 0, 0, 0) {
         let batch = batch.unwrap();
         clean.labels.extend_from_slice(&batch.labels);

@@ -13,7 +13,7 @@ fn fixture() -> (Predictions, Vec<usize>, Vec<String>) {
     let labels = vec![0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3];
     let predicted = vec![0, 0, 0, 1, 1, 1, 0, 0, 2, 0, 0, 2];
     let confidence = vec![0.9, 0.8, 0.95, 0.6, 0.7, 0.55, 0.9, 0.85, 0.5, 0.65, 0.99, 0.4];
-    (Predictions { labels, predicted, confidence, experts: Vec::new() }, vec![500, 60, 25, 5], (0..4).map(|c| format!("c{c}")).collect())
+    (Predictions { labels, predicted, confidence, experts: Vec::new(), routing: None }, vec![500, 60, 25, 5], (0..4).map(|c| format!("c{c}")).collect())
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn expected_calibration_error_by_hand() {
     assert_eq!(bins[13].count, 2);
     assert_eq!(bins.iter().map(|b| b.count).sum::<usize>(), 12);
     // perfectly calibrated: confidence 1 and always right -> 0
-    let perfect = Predictions { labels: vec![1, 2], predicted: vec![1, 2], confidence: vec![1.0, 1.0], experts: Vec::new() };
+    let perfect = Predictions { labels: vec![1, 2], predicted: vec![1, 2], confidence: vec![1.0, 1.0], experts: Vec::new(), routing: None };
     assert_eq!(calibration(&perfect, 15).0, 0.0);
 }
 
@@ -62,7 +62,7 @@ fn tie_and_hierarchical_f1_on_a_hand_made_tree() {
     // coarse A = {0, 1}, coarse B = {2, 3}
     let h = Hierarchy::new(vec!["A".into(), "B".into()], vec![0, 0, 1, 1]).unwrap();
     // correct, sibling error, cross error, correct
-    let p = Predictions { labels: vec![0, 0, 0, 3], predicted: vec![0, 1, 2, 3], confidence: vec![0.5; 4], experts: Vec::new() };
+    let p = Predictions { labels: vec![0, 0, 0, 3], predicted: vec![0, 1, 2, 3], confidence: vec![0.5; 4], experts: Vec::new(), routing: None };
     let m = hierarchical(&p, &h);
     assert!((m.tie - (0.0 + 2.0 + 4.0 + 0.0) / 4.0).abs() < 1e-12);
     assert!((m.f_h - 100.0 * (1.0 + 2.0 / 3.0 + 1.0 / 3.0 + 1.0) / 4.0).abs() < 1e-9);

@@ -62,7 +62,12 @@ pub fn predict_files(run: &Path, images: &[impl AsRef<Path>], top_k: usize, devi
             continue;
         }
         let x = Tensor::<4>::from_data(TensorData::new(values, [1, channels, size, size]), device);
-        let probs: Vec<f32> = softmax(network.predict(x), 1).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        // a model with expert routers (RIDE-EA) runs only the experts its routers send the image to
+        let logits = match network.predict_routed(x.clone()) {
+            Some((logits, _)) => logits,
+            None => network.predict(x),
+        };
+        let probs: Vec<f32> = softmax(logits, 1).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         out.push(Ok(ranked.into_iter().take(top_k).map(|(c, p)| (c, names[c].clone(), p)).collect()));

@@ -348,6 +348,13 @@ fn summary_rows(r: &FinalReport) -> Vec<(String, String)> {
             (0..3).map(|g| e.shots.accuracy[g].map(|v| format!("{} {v:.2}", e.shots.names[g])).unwrap_or_else(|| format!("{} -", e.shots.names[g]))).collect();
         rows.push((format!("expert {} alone", e.expert + 1), format!("{:.2}% ({})", e.accuracy, shots.join(", "))));
     }
+    if let Some(g) = &r.metrics.routing {
+        let counts: Vec<String> = g.experts_used.iter().enumerate().map(|(k, n)| format!("{}: {n}", k + 1)).collect();
+        rows.push(("experts per sample (routers)".into(), format!("{:.3} (samples using 1, 2, ...: {})", g.at_threshold.mean_experts, counts.join(", "))));
+        let gmacs = |p: &longtail_train::metrics::RoutingPoint| p.gmacs.map(|v| format!(" at {v:.4} GMACs per image")).unwrap_or_default();
+        rows.push((format!("routed (threshold {})", g.at_threshold.threshold), format!("{:.2}%{}", g.at_threshold.accuracy, gmacs(&g.at_threshold))));
+        rows.push(("every expert (no routing)".into(), format!("{:.2}%{}", g.all_experts.accuracy, gmacs(&g.all_experts))));
+    }
     rows.push(("training time".into(), longtail_train::progress::format_duration(r.total_seconds)));
     rows.push(("device".into(), r.device.clone()));
     rows
@@ -363,6 +370,18 @@ fn markdown(r: &FinalReport, history: &[EpochRecord], images: &[(&str, &PathBuf)
     let _ = writeln!(s, "\n## The three rarest classes\n\n| class | training images | test accuracy |\n|---|---|---|");
     for c in &r.metrics.rarest {
         let _ = writeln!(s, "| {} | {} | {:.2}% |", c.name, c.train_count, c.accuracy);
+    }
+    if let Some(g) = &r.metrics.routing {
+        let _ = writeln!(
+            s,
+            "\n## Computation versus accuracy (expert routers)\n\n| router threshold | accuracy | experts per sample | GMACs per image |\n|---|---|---|---|"
+        );
+        let all = std::iter::once(&g.all_experts).chain(&g.curve);
+        for p in all {
+            let t = if p.threshold == 0.0 { "every expert".to_string() } else { format!("{:.1}", p.threshold) };
+            let gmacs = p.gmacs.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+            let _ = writeln!(s, "| {t} | {:.2}% | {:.3} | {gmacs} |", p.accuracy, p.mean_experts);
+        }
     }
     for (title, path) in images {
         let _ = writeln!(s, "\n## {title}\n\n![{title}]({})", rel(path));
@@ -411,6 +430,18 @@ fn html(r: &FinalReport, _md: &str, images: &[(&str, &PathBuf)]) -> String {
         let _ = write!(s, "<tr><td>{}</td><td>{}</td><td>{:.2}%</td></tr>", escape(&c.name), c.train_count, c.accuracy);
     }
     s.push_str("</table>");
+    if let Some(g) = &r.metrics.routing {
+        let _ = writeln!(
+            s,
+            "\n## Computation versus accuracy (expert routers)\n\n| router threshold | accuracy | experts per sample | GMACs per image |\n|---|---|---|---|"
+        );
+        let all = std::iter::once(&g.all_experts).chain(&g.curve);
+        for p in all {
+            let t = if p.threshold == 0.0 { "every expert".to_string() } else { format!("{:.1}", p.threshold) };
+            let gmacs = p.gmacs.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+            let _ = writeln!(s, "| {t} | {:.2}% | {:.3} | {gmacs} |", p.accuracy, p.mean_experts);
+        }
+    }
     for (title, path) in images {
         let svg = rel(path).replace(".png", ".svg");
         let _ = write!(s, "<h2>{}</h2><img src=\"{}\" alt=\"{}\">", escape(title), svg, escape(title));

@@ -23,6 +23,36 @@ use longtail_models::{ModelConfig, weights};
 struct RunConfig {
     model: ModelConfig,
     data: DataSection,
+    #[serde(default)]
+    stages: Vec<StageSection>,
+}
+
+/// A stage's classifier change: the checkpoint holds the changed classifier.
+#[derive(serde::Deserialize)]
+struct StageSection {
+    head: Option<toml::Table>,
+}
+
+/// The network as the run's last stage left it: RIDE-EA's routers added where a stage added
+/// them; the classifier changes this example does not rebuild are an error, not a network that
+/// silently drops them.
+fn rebuild(config: &RunConfig, device: &Device) -> Result<longtail_models::Network, String> {
+    let mut model = config.model.init(0, device).map_err(|e| e.to_string())?;
+    for head in config.stages.iter().filter_map(|s| s.head.as_ref()) {
+        match head.get("kind").and_then(|k| k.as_str()) {
+            None | Some("keep") | Some("reinit") => {}
+            Some("router") => {
+                let mut fields = head.clone();
+                fields.remove("kind");
+                let router: longtail_models::RouterConfig = fields.try_into().map_err(|e| format!("config.toml: stages.head: {e}"))?;
+                model = model.with_router(&router, 0, device).map_err(|e| e.to_string())?;
+            }
+            Some(other) => {
+                return Err(format!("this example rebuilds plain networks and RIDE-EA's routers, not a `{other}` classifier; use `longtail predict`"));
+            }
+        }
+    }
+    Ok(model)
 }
 
 #[derive(serde::Deserialize)]
@@ -81,11 +111,16 @@ fn run(run: &Path, images: &[PathBuf]) -> Result<(), String> {
     let names: Vec<String> =
         final_json["metrics"]["per_class"].as_array().into_iter().flatten().map(|c| c["name"].as_str().unwrap_or("?").to_string()).collect();
     let device = device();
-    let model = config.model.init(0, &device).map_err(|e| e.to_string())?;
+    let model = rebuild(&config, &device)?;
     let model = weights::load(model, &run.join("checkpoints/final.bpk")).map_err(|e| e.to_string())?.valid();
     for path in images {
         let x = preprocess(path, &config.data.recipe, config.model.in_channels, &device)?;
-        let probs: Vec<f32> = softmax(model.predict(x), 1).into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        // with routers, only the experts each image is sent to run (RIDE-EA's early exit)
+        let logits = match model.predict_routed(x.clone()) {
+            Some((logits, _)) => logits,
+            None => model.predict(x),
+        };
+        let probs: Vec<f32> = softmax(logits, 1).into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let top: Vec<String> = ranked.iter().take(3).map(|(c, p)| format!("{} {:.1}%", names.get(*c).map(String::as_str).unwrap_or("?"), 100.0 * p)).collect();

@@ -1,0 +1,3 @@
+fn main() {
+    longtail::cli::method_main(env!("CARGO_BIN_NAME"));
+}
