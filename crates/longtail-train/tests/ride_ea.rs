@@ -207,6 +207,8 @@ fn ride_ea_trains_only_the_routers_resumes_exactly_and_refuses_bad_models() {
     };
     let fresh = before.with_router(&RouterConfig::with_top_k(2), longtail_core::streams::head_seed(cfg.seed, 0), &Device::flex()).unwrap();
     assert_ne!(router(&fresh), router(&after), "the routers train");
+    let dp = RunOptions { data_parallel: vec![Device::flex()], ..opts(&tmp.path().join("ea-dp")) };
+    assert!(train(&ea, &dp).unwrap().final_report.unwrap().metrics.routing.is_some(), "data-parallel routers");
     // the routed checkpoint into a network without routers: an error, not routers dropped
     let plain = cfg.model.init(0, &Device::flex()).unwrap();
     let e = longtail_models::weights::load(plain, &routed.run_dir.join("checkpoints/final.bpk")).map(|_| ()).unwrap_err().to_string();
