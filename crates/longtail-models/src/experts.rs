@@ -9,6 +9,8 @@
 //! ResLT's CIFAR model (Cui et al., TPAMI 2022; jiequancui/ResLT `CIFAR/networks/resnet_cifar.py:
 //! 137-158`) is the other split ([`ExpertSplit::BatchNorm`]): one whole backbone, and each
 //! branch only a `BatchNorm2d` on its last map (`BNH`, `BNM`, `BNT`), read by one shared classifier.
+//! Its ImageNet model ([`ExpertSplit::Conv`], `ImageNetLT/networks/reslt_imagenet.py`) puts one 1x1
+//! convolution block on the last map and splits its channels into the branches.
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -33,6 +35,10 @@ pub enum ExpertSplit {
     Stages,
     /// A batch norm on the whole backbone's last map (ResLT's CIFAR branches).
     BatchNorm,
+    /// One 1x1 convolution (C -> E C, no bias) + batch norm + ReLU on the whole backbone's last
+    /// map, its channels split into E equal branches (ResLT's ImageNet-LT / iNaturalist
+    /// `finalBlock`, `reslt_imagenet.py:142-147, 196-231`).
+    Conv,
 }
 
 /// `model.experts`: how many experts, what each owns, how wide.
@@ -51,6 +57,19 @@ pub struct ExpertsConfig {
     /// One classifier read by every expert (ResLT's shared `linear`) instead of one each (RIDE).
     #[serde(default, skip_serializing_if = "is_false")]
     pub shared_classifier: bool,
+    /// Convolution branches (`split = "conv"`): at test, pool before the branch block's ReLU
+    /// (the ResLT code's `after_1x1conv`, on in every script but ResNet-10's; see
+    /// [`ConvBranches`]). Off: the training path at test too.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub relu_after_pool_at_test: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn is_stages(s: &ExpertSplit) -> bool {
@@ -67,7 +86,7 @@ fn default_count() -> usize {
 
 impl Default for ExpertsConfig {
     fn default() -> Self {
-        Self { count: 3, reduced_width: true, split: ExpertSplit::Stages, shared_classifier: false }
+        Self { count: 3, reduced_width: true, split: ExpertSplit::Stages, shared_classifier: false, relu_after_pool_at_test: true }
     }
 }
 
@@ -79,16 +98,22 @@ impl ExpertsConfig {
 
     /// ResLT's CIFAR branches: three batch norms on the last map, one shared classifier.
     pub fn reslt() -> Self {
-        Self { count: 3, reduced_width: false, split: ExpertSplit::BatchNorm, shared_classifier: true }
+        Self { count: 3, reduced_width: false, split: ExpertSplit::BatchNorm, shared_classifier: true, relu_after_pool_at_test: true }
+    }
+
+    /// ResLT's ImageNet-LT / iNaturalist branches: a 1x1 convolution block on the last map, its
+    /// channels split in three, one shared classifier.
+    pub fn reslt_imagenet() -> Self {
+        Self { split: ExpertSplit::Conv, ..Self::reslt() }
     }
 
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.count == 0 {
             return Err(ModelError::Config("model.experts.count must be at least 1 (RIDE and ResLT use 3); 0 experts leave no classifier".into()));
         }
-        if self.split == ExpertSplit::BatchNorm && self.reduced_width {
+        if self.split != ExpertSplit::Stages && self.reduced_width {
             return Err(ModelError::Config(
-                "model.experts.reduced_width applies to experts that own stages (split = \"stages\"), not batch-norm branches".into(),
+                "model.experts.reduced_width applies to experts that own stages (split = \"stages\"), not batch-norm or convolution branches".into(),
             ));
         }
         Ok(())
@@ -144,10 +169,39 @@ pub struct ResNetExpert {
 
 /// A shared trunk and its experts.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant, reason = "a network holds one; boxing would only add indirection")]
 pub enum MultiExpert {
     Cifar(CifarMultiExpert),
     ResNet(ResNetMultiExpert),
     BatchNorm(BatchNormBranches),
+    Conv(ConvBranches),
+}
+
+/// ResLT's ImageNet branches: a whole backbone, then `relu(bn(conv1x1(map)))` with `E` times the
+/// channels, branch `k` the `k`-th block of them. With `relu_after_pool_at_test` (the code's
+/// `after_1x1conv`, on in every script but ResNet-10's), training pools after the block but test
+/// pools first (`avgpool` then `finalBlock`): the convolution and the inference-mode batch norm
+/// commute with pooling, the ReLU does not, so at test the ReLU acts on the pooled branch features.
+#[derive(Module, Debug)]
+pub struct ConvBranches {
+    pub base: crate::two_branch::Trunk,
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+    pub branches: usize,
+    pub relu_after_pool_at_test: bool,
+}
+
+impl ConvBranches {
+    /// The branch block before its ReLU.
+    fn pre_relu(&self, map: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward_autocast(map))
+    }
+
+    /// The test-time pooled features of every branch side by side (`[N, E C]`).
+    pub fn test_features(&self, x: Tensor<4>) -> Tensor<2> {
+        let map = self.pre_relu(self.base.forward(x));
+        if self.relu_after_pool_at_test { relu(crate::layers::global_avg_pool(map)) } else { crate::layers::global_avg_pool(relu(map)) }
+    }
 }
 
 /// ResLT's branches: a whole backbone and one batch norm per branch on its last map.
@@ -202,11 +256,27 @@ impl MultiExpert {
         Ok(Self::BatchNorm(BatchNormBranches { base, branches }))
     }
 
+    /// ResLT's ImageNet branches (`finalBlock`) on a whole backbone's `channels`-wide last map:
+    /// Kaiming-normal (fan-out) weights, the batch norm at 1 / 0 (the code's init loop).
+    pub fn conv_branches(
+        base: crate::two_branch::Trunk,
+        channels: usize,
+        config: &ExpertsConfig,
+        relu_after_pool_at_test: bool,
+        init: &mut Init,
+    ) -> Result<Self, ModelError> {
+        config.validate()?;
+        let conv = crate::layers::conv2d(init, crate::layers::ConvSpec::new(channels, channels * config.count, 1, 1), crate::init::Fan::Out);
+        let bn = crate::layers::batch_norm(init, channels * config.count);
+        Ok(Self::Conv(ConvBranches { base, conv, bn, branches: config.count, relu_after_pool_at_test }))
+    }
+
     pub fn num_experts(&self) -> usize {
         match self {
             MultiExpert::Cifar(m) => m.experts.len(),
             MultiExpert::ResNet(m) => m.experts.len(),
             MultiExpert::BatchNorm(m) => m.branches.len(),
+            MultiExpert::Conv(m) => m.branches,
         }
     }
 
@@ -214,7 +284,7 @@ impl MultiExpert {
     /// batch-norm branches (the H2T code fuses the map before `BNH` / `BNM` / `BNT`).
     pub fn fusion_blocks(&self) -> usize {
         match self {
-            MultiExpert::BatchNorm(_) => 1,
+            MultiExpert::BatchNorm(_) | MultiExpert::Conv(_) => 1,
             other => other.num_experts(),
         }
     }
@@ -223,7 +293,7 @@ impl MultiExpert {
     /// map, or the shared map before the batch-norm branches.
     pub fn fusion_maps(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            MultiExpert::BatchNorm(_) => self.trunk(x),
+            MultiExpert::BatchNorm(_) | MultiExpert::Conv(_) => self.trunk(x),
             other => other.forward(x),
         }
     }
@@ -232,6 +302,7 @@ impl MultiExpert {
     pub fn from_fusion_maps(&self, maps: Tensor<4>) -> Tensor<4> {
         match self {
             MultiExpert::BatchNorm(m) => Tensor::cat(m.branches.iter().map(|bn| bn.forward(maps.clone())).collect(), 1),
+            MultiExpert::Conv(m) => relu(m.pre_relu(maps)),
             _ => maps,
         }
     }
@@ -240,6 +311,7 @@ impl MultiExpert {
     pub fn trunk(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             MultiExpert::BatchNorm(m) => m.base.forward(x),
+            MultiExpert::Conv(m) => m.base.forward(x),
             MultiExpert::Cifar(m) => {
                 let t = &m.trunk;
                 t.layer1.iter().fold(relu(t.bn1.forward(t.conv1.forward_autocast(x))), |out, b| b.forward(out))
@@ -263,11 +335,27 @@ impl MultiExpert {
             MultiExpert::Cifar(m) => m.experts[k].layer2.iter().chain(&m.experts[k].layer3).fold(trunk, |out, b| b.forward(out)),
             MultiExpert::ResNet(m) => m.experts[k].layer3.iter().chain(&m.experts[k].layer4).fold(trunk, |out, b| b.forward(out)),
             MultiExpert::BatchNorm(m) => m.branches[k].forward(trunk),
+            MultiExpert::Conv(m) => {
+                let c = m.conv.weight.dims()[1];
+                relu(m.pre_relu(trunk)).narrow(1, k * c, c)
+            }
         }
     }
 
     /// The experts' maps concatenated along channels (`[N, E * C, H, W]`).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        Tensor::cat(self.expert_maps(self.trunk(x)), 1)
+        match self {
+            MultiExpert::Conv(m) => relu(m.pre_relu(m.base.forward(x))),
+            other => Tensor::cat(other.expert_maps(other.trunk(x)), 1),
+        }
+    }
+
+    /// The pooled test-time features of every expert side by side: the pooled [`MultiExpert::forward`],
+    /// except for ResLT's ImageNet branches (see [`ConvBranches`]).
+    pub fn test_features(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            MultiExpert::Conv(m) => m.test_features(x),
+            other => crate::layers::global_avg_pool(other.forward(x)),
+        }
     }
 }

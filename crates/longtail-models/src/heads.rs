@@ -53,6 +53,11 @@ pub enum HeadConfig {
     /// DisAlign's adaptive calibration on a linear classifier (Zhang et al. 2021, Eq. 3).
     #[serde(rename = "disalign")]
     DisAlign,
+    /// ResLT's ImageNet-LT / iNaturalist classifier (`reslt_imagenet.py:222-227`, `gamma`):
+    /// linear with its bias in training, `f^T (w_j / ‖w_j‖^tau)` without the bias at test.
+    TestTauNorm {
+        tau: f64,
+    },
 }
 
 /// The causal normalised classifier's settings; defaults are the authors' yaml files'.
@@ -123,7 +128,12 @@ impl HeadConfig {
     /// What the head provides to a loss (`LossSpec::needs` in longtail-losses).
     pub fn provides(&self) -> Provides {
         match self {
-            HeadConfig::Linear | HeadConfig::Lws | HeadConfig::TauNorm { .. } | HeadConfig::CausalNorm(_) | HeadConfig::DisAlign => Provides::LINEAR,
+            HeadConfig::Linear
+            | HeadConfig::Lws
+            | HeadConfig::TauNorm { .. }
+            | HeadConfig::TestTauNorm { .. }
+            | HeadConfig::CausalNorm(_)
+            | HeadConfig::DisAlign => Provides::LINEAR,
             HeadConfig::Cosine => Provides::single(Logits::Cosine),
             HeadConfig::Dual { .. } => Provides { logits: Logits::Linear, aux: Some(AuxHead::Reweighting), experts: 0 },
             HeadConfig::CoarseFine { .. } => Provides { logits: Logits::Linear, aux: Some(AuxHead::Coarse), experts: 0 },
@@ -380,6 +390,8 @@ pub enum Head {
     CoarseFine(CoarseFineHead),
     CausalNorm(CausalNormHead),
     DisAlign(DisAlignHead),
+    /// Linear in training, tau-normalised without bias at test (ResLT's ImageNet code).
+    TestTauNorm(TauNormHead),
     /// One head per expert of a multi-expert model (RIDE).
     Experts(ExpertHeads),
 }
@@ -490,6 +502,7 @@ impl Head {
             Head::CoarseFine(_) => "coarse + fine",
             Head::CausalNorm(_) => "causal norm",
             Head::DisAlign(_) => "DisAlign",
+            Head::TestTauNorm(_) => "linear (tau-normalised at test)",
             Head::Experts(_) => "per-expert",
         }
     }
@@ -507,6 +520,7 @@ impl Head {
             HeadConfig::Cosine => Head::Cosine(CosineHead::init(init, d_in, num_classes)),
             HeadConfig::Lws => Head::Lws(LwsHead { fc: linear(init, d_in, num_classes, how), scales: init.constant([num_classes], 1.0) }),
             HeadConfig::TauNorm { tau } => Head::TauNorm(TauNormHead { fc: linear(init, d_in, num_classes, how), tau: *tau }),
+            HeadConfig::TestTauNorm { tau } => Head::TestTauNorm(TauNormHead { fc: linear(init, d_in, num_classes, how), tau: *tau }),
             HeadConfig::Dual { reweight_weight } => Head::Dual(DualHead {
                 plain: linear(init, d_in, num_classes, how),
                 reweight: linear(init, d_in, num_classes, how),
@@ -531,6 +545,7 @@ impl Head {
             Head::Cosine(h) => single(h.forward(features)),
             Head::Lws(h) => single(h.fc.forward(features) * h.scales.val().unsqueeze_dim(0)),
             Head::TauNorm(h) => single(features.matmul(h.normalized_weight())),
+            Head::TestTauNorm(h) => single(h.fc.forward(features)),
             Head::Dual(h) => HeadOutput { logits: h.plain.forward(features.clone()), aux: Some(h.reweight.forward(features)), experts: Vec::new() },
             Head::CoarseFine(h) => HeadOutput { logits: h.fine.forward(features.clone()), aux: Some(h.coarse.forward(features)), experts: Vec::new() },
             Head::CausalNorm(h) => single(h.forward(features)),
@@ -551,6 +566,7 @@ impl Head {
                 h.plain.forward(features.clone()) * (1.0 - l) + h.reweight.forward(features) * l
             }
             Head::CausalNorm(h) => h.predict(features),
+            Head::TestTauNorm(h) => features.matmul(h.normalized_weight()),
             Head::Experts(h) => h.predict(&features).logits,
             other => other.forward(features).logits,
         }
@@ -563,6 +579,7 @@ impl Head {
             Head::Cosine(_) => HeadConfig::Cosine,
             Head::Lws(_) => HeadConfig::Lws,
             Head::TauNorm(h) => HeadConfig::TauNorm { tau: h.tau },
+            Head::TestTauNorm(h) => HeadConfig::TestTauNorm { tau: h.tau },
             Head::Dual(h) => HeadConfig::Dual { reweight_weight: h.reweight_weight },
             Head::CoarseFine(h) => HeadConfig::CoarseFine { num_coarse: h.coarse.weight.dims()[1] },
             Head::CausalNorm(h) => HeadConfig::CausalNorm(h.config()),
@@ -586,7 +603,7 @@ impl Head {
         match self {
             Head::Linear(h) => Some(&h.fc),
             Head::Lws(h) => Some(&h.fc),
-            Head::TauNorm(h) => Some(&h.fc),
+            Head::TauNorm(h) | Head::TestTauNorm(h) => Some(&h.fc),
             _ => None,
         }
     }

@@ -99,8 +99,8 @@ fn router(r: &ExpertRouter, i: usize) -> u64 {
     (r.hidden[i].weight.shape().num_elements() + r.output.weight.shape().num_elements()) as u64
 }
 
-/// The parts' multiply-accumulates for an `input`-sized image; `None` for batch-norm branches
-/// (ResLT), whose branches cost no convolution.
+/// The parts' multiply-accumulates for an `input`-sized image; `None` for ResLT's branches (one
+/// block computed for all branches at once: no branch can be skipped).
 pub fn multi_expert(b: &MultiExpert, heads: &[&Head], routers: Option<&ExpertRouter>, input: Size) -> Option<ExpertMacs> {
     let (trunk, experts): (u64, Vec<u64>) = match b {
         MultiExpert::Cifar(m) => {
@@ -123,7 +123,7 @@ pub fn multi_expert(b: &MultiExpert, heads: &[&Head], routers: Option<&ExpertRou
             });
             (stem + l1 + l2, experts.collect())
         }
-        MultiExpert::BatchNorm(_) => return None,
+        MultiExpert::BatchNorm(_) | MultiExpert::Conv(_) => return None,
     };
     let experts = experts.iter().enumerate().map(|(k, m)| m + head(heads[k.min(heads.len() - 1)])).collect();
     let routers = routers.map_or_else(Vec::new, |r| (0..r.hidden.len()).map(|i| router(r, i)).collect());

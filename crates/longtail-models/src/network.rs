@@ -198,8 +198,12 @@ impl ModelConfig {
         if self.arch == Arch::CsmsResnet {
             return err("model.experts (RIDE) needs a CIFAR ResNet or resnet50 / resnet152 / resnext50-32x4d, not csms-resnet".into());
         }
-        if !matches!(self.head, HeadConfig::Linear | HeadConfig::Cosine) {
+        let test_tau_norm = matches!(self.head, HeadConfig::TestTauNorm { .. });
+        if !(matches!(self.head, HeadConfig::Linear | HeadConfig::Cosine) || test_tau_norm) {
             return err(format!("model.experts gives each expert a linear or a cosine classifier (RIDE's use_norm), not {:?}", self.head));
+        }
+        if test_tau_norm && e.split != ExpertSplit::Conv {
+            return err("head = { kind = \"test-tau-norm\" } is ResLT's ImageNet classifier: it goes with model.experts.split = \"conv\"".into());
         }
         Ok(())
     }
@@ -224,7 +228,7 @@ impl ModelConfig {
     /// One expert's pooled width.
     fn expert_dim(&self, e: &ExpertsConfig) -> usize {
         match (e.split, self.arch.cifar_blocks().is_some()) {
-            (ExpertSplit::BatchNorm, _) => self.single_dim(),
+            (ExpertSplit::BatchNorm | ExpertSplit::Conv, _) => self.single_dim(),
             (ExpertSplit::Stages, true) => e.cifar_feature_dim(),
             (ExpertSplit::Stages, false) => e.resnet_feature_dim(),
         }
@@ -248,7 +252,7 @@ impl ModelConfig {
     /// outside the backbone with PyTorch's default `nn.Linear` init (`lib/net/network.py`).
     fn linear_init(&self) -> LinearInit {
         // ResLT's shared classifier is outside the backbone's `_weights_init` too
-        let outside = self.two_branch || self.experts.as_ref().is_some_and(|e| e.split == ExpertSplit::BatchNorm);
+        let outside = self.two_branch || self.experts.as_ref().is_some_and(|e| e.split != ExpertSplit::Stages);
         if self.arch.cifar_blocks().is_some() && !outside { LinearInit::KaimingNormal } else { LinearInit::Default }
     }
 
@@ -260,6 +264,8 @@ impl ModelConfig {
             return Ok(Backbone::Experts(match (e.split, single) {
                 (ExpertSplit::BatchNorm, Backbone::ResNetCifar(b)) => MultiExpert::batch_norm(Trunk::Cifar(b), channels, e, init)?,
                 (ExpertSplit::BatchNorm, Backbone::ResNet(b)) => MultiExpert::batch_norm(Trunk::ResNet(b), channels, e, init)?,
+                (ExpertSplit::Conv, Backbone::ResNetCifar(b)) => MultiExpert::conv_branches(Trunk::Cifar(b), channels, e, e.relu_after_pool_at_test, init)?,
+                (ExpertSplit::Conv, Backbone::ResNet(b)) => MultiExpert::conv_branches(Trunk::ResNet(b), channels, e, e.relu_after_pool_at_test, init)?,
                 (ExpertSplit::Stages, Backbone::ResNetCifar(b)) => MultiExpert::cifar(b, e, init)?,
                 (ExpertSplit::Stages, Backbone::ResNet(b)) => MultiExpert::resnet(b, &self.resnet_config().expect("a bottleneck arch"), e, init)?,
                 _ => return Err(ModelError::Config(format!("model.experts needs a CIFAR ResNet or a bottleneck ResNet, not {}", self.arch.name()))),
@@ -358,6 +364,15 @@ impl Backbone {
         match self {
             Backbone::Experts(b) => b.from_fusion_maps(map),
             _ => map,
+        }
+    }
+
+    /// The pooled test-time feature: the pooled map, except where a model pools at another point
+    /// at test (ResLT's ImageNet branches).
+    pub fn test_features(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Backbone::Experts(b) => b.test_features(x),
+            other => global_avg_pool(other.forward(x)),
         }
     }
 
@@ -472,7 +487,7 @@ impl Network {
     /// Test-time logits (HRDC's fused branches, MGKT's fine head, plain logits otherwise).
     pub fn predict(&self, x: Tensor<4>) -> Tensor<2> {
         match self {
-            Network::Classifier(m) => m.head.predict(global_avg_pool(m.backbone.forward(x))),
+            Network::Classifier(m) => m.head.predict(m.backbone.test_features(x)),
             Network::FeatureFusion(_) => self.forward(x).logits,
         }
     }
@@ -498,7 +513,7 @@ impl Network {
     /// (empty and `None` otherwise).
     pub fn predict_with_experts(&self, x: Tensor<4>) -> ExpertPrediction {
         match self {
-            Network::Classifier(Classifier { backbone, head: Head::Experts(h) }) => h.predict(&global_avg_pool(backbone.forward(x))),
+            Network::Classifier(Classifier { backbone, head: Head::Experts(h) }) => h.predict(&backbone.test_features(x)),
             other => ExpertPrediction { logits: other.predict(x), each: Vec::new(), routing: None },
         }
     }
@@ -626,7 +641,7 @@ impl Network {
 
     /// Freezes every backbone: no gradients, and batch norms in inference mode unless
     /// `shift_bn` (MiSLAS / H2T's "shift learning on BN": running statistics keep adapting).
-    /// ResLT's batch-norm branches count as its classifier and keep training (the H2T code's
+    /// ResLT's batch-norm (and ImageNet convolution) branches count as its classifier and keep training (the H2T code's
     /// `ResClassifier` holds `BNH` / `BNM` / `BNT`); only the backbone under them is frozen.
     pub fn freeze_backbones(self, shift_bn: bool) -> Self {
         let freeze = |b: Backbone| match b {
@@ -634,6 +649,9 @@ impl Network {
                 base: if shift_bn { m.base.no_grad() } else { m.base.freeze() },
                 branches: m.branches,
             })),
+            Backbone::Experts(MultiExpert::Conv(m)) => {
+                Backbone::Experts(MultiExpert::Conv(crate::experts::ConvBranches { base: if shift_bn { m.base.no_grad() } else { m.base.freeze() }, ..m }))
+            }
             b if shift_bn => b.no_grad(),
             b => b.freeze(),
         };

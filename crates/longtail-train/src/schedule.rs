@@ -12,11 +12,20 @@ pub enum Decay {
     Constant,
     /// From 0-based epoch `at[i]` on, the rate is `base * factors[i]` (factors relative to base).
     Steps { at: Vec<usize>, factors: Vec<f64> },
-    /// Per-epoch cosine from `base` to `min` over the epochs after warm-up.
+    /// Per-epoch cosine from `base` to `min` over the epochs after warm-up: at 0-based epoch `e`
+    /// of `E` with `w` warm-up epochs, `t = (e - w + offset) / (E - w + offset)`. `offset` 0 is
+    /// the usual curve (`base` at the first epoch after warm-up); ResLT's ImageNet code uses 1
+    /// (`cos((epoch - warmup + 1) / (epochs - warmup + 1) pi)`), one step down from the start.
     Cosine {
         #[serde(default)]
         min: f64,
+        #[serde(default, skip_serializing_if = "is_no_offset")]
+        offset: usize,
     },
+}
+
+fn is_no_offset(n: &usize) -> bool {
+    *n == 0
 }
 
 fn default_true() -> bool {
@@ -53,7 +62,7 @@ impl LrConfig {
 
     /// Cosine to `min` with no warm-up.
     pub fn cosine(base: f64, min: f64) -> Self {
-        Self { base, warmup_epochs: 0, warmup_per_step: true, warmup_start: 0.0, decay: Decay::Cosine { min } }
+        Self { base, warmup_epochs: 0, warmup_per_step: true, warmup_start: 0.0, decay: Decay::Cosine { min, offset: 0 } }
     }
 
     /// The rate at 0-based `epoch` of `epochs`, step `step` of `steps_per_epoch`.
@@ -77,9 +86,9 @@ impl LrConfig {
                 }
                 rate
             }
-            Decay::Cosine { min } => {
-                let span = epochs.saturating_sub(self.warmup_epochs).max(1) as f64;
-                let t = (epoch - self.warmup_epochs) as f64 / span;
+            Decay::Cosine { min, offset } => {
+                let span = (epochs.saturating_sub(self.warmup_epochs) + offset).max(1) as f64;
+                let t = (epoch - self.warmup_epochs + offset) as f64 / span;
                 min + (self.base - min) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
             }
         }

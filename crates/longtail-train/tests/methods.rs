@@ -165,7 +165,7 @@ fn every_method_trains_end_to_end_and_beats_chance() {
         if config.init_from.is_some() {
             let base = match config.model.experts.as_ref().map(|e| e.split) {
                 Some(longtail_models::ExpertSplit::Stages) => &ride,
-                Some(longtail_models::ExpertSplit::BatchNorm) => &reslt,
+                Some(longtail_models::ExpertSplit::BatchNorm | longtail_models::ExpertSplit::Conv) => &reslt,
                 None => &ce,
             };
             config.init_from = Some(RunSource::Run { run: base.clone() });

@@ -42,7 +42,7 @@ fn quick(method: &str, args: &QuickstartArgs, arch: Arch, root: &Path) -> Result
                 warmup_epochs: usize::from(args.epochs > 2),
                 warmup_per_step: true,
                 warmup_start: 0.0,
-                decay: Decay::Cosine { min: 0.0 },
+                decay: Decay::Cosine { min: 0.0, offset: 0 },
             };
         }
     }
