@@ -79,7 +79,7 @@ enum Kind {
     Hrdc { inv: Tensor<1>, schedule: BranchSchedule, reweight: Option<Box<Loss>> },
     Mg { coarse_epochs: usize, fine_epochs: usize, magnitude_scaling: bool, drw: Option<(usize, Tensor<1>, Tensor<1>)> },
     Ride(Box<Ride>),
-    ResLt { beta: f64, medium: Tensor<1>, tail: Tensor<1> },
+    ResLt { beta: f64, medium: Tensor<1>, tail: Option<Tensor<1>> },
     RideRouter { pos_weight: f64 },
 }
 
@@ -207,14 +207,15 @@ impl Loss {
             }
             LossSpec::ResLt { beta, medium_from, tail_from } => {
                 check((0.0..=1.0).contains(beta), name, format!("beta must be in [0, 1], got {beta}"))?;
+                let last = tail_from.unwrap_or(*medium_from);
                 check(
-                    medium_from <= tail_from && *tail_from < counts.len(),
+                    medium_from <= &last && last < counts.len(),
                     name,
-                    format!("needs medium_from <= tail_from < the {} classes (a branch with no class), got {medium_from} and {tail_from}", counts.len()),
+                    format!("needs medium_from <= tail_from < the {} classes (a branch with no class), got {medium_from} and {tail_from:?}", counts.len()),
                 )?;
                 let rank = longtail_core::class_stats::frequency_rank(counts);
                 let from = |first: usize| c(&rank.iter().map(|&r| f64::from(u8::from(r >= first))).collect::<Vec<_>>());
-                Kind::ResLt { beta: *beta, medium: from(*medium_from), tail: from(*tail_from) }
+                Kind::ResLt { beta: *beta, medium: from(*medium_from), tail: tail_from.map(from) }
             }
             LossSpec::RideRouter { pos_weight } => {
                 check(pos_weight.is_finite() && *pos_weight > 0.0, name, format!("pos_weight must be > 0, got {pos_weight}"))?;
@@ -401,18 +402,28 @@ fn lader(z: Tensor<2>, y: Tensor<1, Int>, prior: &Tensor<1>, bias: &Tensor<1>, l
 
 /// ResLT's `beta ICE + (1 - beta) FCE` as per-sample terms whose batch mean is the code's:
 /// `ICE_i (B / P)` with `P` the batch's active (sample, branch) pairs.
-fn reslt(inputs: &LossInputs, beta: f64, medium: &Tensor<1>, tail: &Tensor<1>) -> Result<Tensor<1>, LossError> {
-    let [zh, zm, zt] = <[Tensor<2>; 3]>::try_from(inputs.experts.clone())
-        .map_err(|e| LossError::Invalid { loss: "ResLT", msg: format!("needs three branches (model.experts.count = 3), got {}", e.len()) })?;
+fn reslt(inputs: &LossInputs, beta: f64, medium: &Tensor<1>, tail: &Option<Tensor<1>>) -> Result<Tensor<1>, LossError> {
+    let (want, words) = if tail.is_some() { (3, "three") } else { (2, "two") };
+    if inputs.experts.len() != want {
+        return Err(LossError::Invalid { loss: "ResLT", msg: format!("needs {words} branches (model.experts.count = {want}), got {}", inputs.experts.len()) });
+    }
+    let (zh, zm) = (inputs.experts[0].clone(), inputs.experts[1].clone());
     let y = inputs.targets.clone();
     let n = y.dims()[0];
     // the code's `crossEntropy`: -log(softmax(z) + 1e-7) at the label
     let nll_eps = |z: Tensor<2>| nll(burn::tensor::activation::softmax(z, 1).add_scalar(1e-7).log(), y.clone());
-    let (m, t) = (per_sample(medium, y.clone()), per_sample(tail, y.clone()));
-    let pairs = (m.clone().sum() + t.clone().sum()).add_scalar(n as f64);
-    let ice = nll_eps(zh.clone()) + nll_eps(zm.clone()) * m + nll_eps(zt.clone()) * t;
+    let m = per_sample(medium, y.clone());
+    let mut pairs = m.clone().sum().add_scalar(n as f64);
+    let mut ice = nll_eps(zh.clone()) + nll_eps(zm.clone()) * m;
+    let mut fused = zh + zm;
+    if let Some(tail) = tail {
+        let (zt, t) = (inputs.experts[2].clone(), per_sample(tail, y.clone()));
+        pairs = pairs + t.clone().sum();
+        ice = ice + nll_eps(zt.clone()) * t;
+        fused = fused + zt;
+    }
     let ice = ice.mul_scalar(n as f64) / pairs.expand([n]);
-    Ok(ice.mul_scalar(beta) + cross_entropy(zh + zm + zt, y).mul_scalar(1.0 - beta))
+    Ok(ice.mul_scalar(beta) + cross_entropy(fused, y).mul_scalar(1.0 - beta))
 }
 
 /// RIDE-EA's router loss per sample ([`LossSpec::RideRouter`]): the mean over routers of the

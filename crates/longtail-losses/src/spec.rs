@@ -299,8 +299,10 @@ pub enum LossSpec {
         beta: f64,
         /// First frequency rank (0 = most images) of branch M (CIFAR-100: 35, CIFAR-10: 2).
         medium_from: usize,
-        /// First frequency rank of branch T (CIFAR-100: 70, CIFAR-10: 4).
-        tail_from: usize,
+        /// First frequency rank of branch T (CIFAR-100: 70, CIFAR-10: 4); none: two branches, H
+        /// and M (ResLT's iNaturalist script, `logitH, logitM, _ = model(images)`).
+        #[serde(default)]
+        tail_from: Option<usize>,
     },
     /// RIDE-EA's router loss (Wang et al., ICLR 2021; `ea_resnet_cifar.py:213-234`) on a
     /// multi-expert model with routers: with `c_k` whether the mean of experts `0..=k` is right,
@@ -375,7 +377,13 @@ impl LossSpec {
         match self {
             LossSpec::Ldam { scale, .. } | LossSpec::Gcl { scale, .. } | LossSpec::Ride { scale, .. } => *scale,
             // the model's logits are the branches' mean; the code's are their sum
-            LossSpec::ResLt { .. } => 3.0,
+            LossSpec::ResLt { tail_from, .. } => {
+                if tail_from.is_some() {
+                    3.0
+                } else {
+                    2.0
+                }
+            }
             LossSpec::Kps { base_scale, .. } => *base_scale,
             // the routed logits are RIDE's cosine experts' (s = 30)
             LossSpec::RideRouter { .. } => 30.0,
@@ -391,7 +399,9 @@ impl LossSpec {
             LossSpec::Ldam { .. } | LossSpec::Kps { .. } | LossSpec::Gcl { .. } => Needs { logits: Some(Logits::Cosine), ..Needs::default() },
             LossSpec::Fbl { .. } => Needs { features: true, ..Needs::default() },
             LossSpec::Ride { .. } => Needs { logits: Some(Logits::Cosine), experts: true, ..Needs::default() },
-            LossSpec::ResLt { .. } => Needs { logits: Some(Logits::Linear), experts: true, expert_count: Some(3), ..Needs::default() },
+            LossSpec::ResLt { tail_from, .. } => {
+                Needs { logits: Some(Logits::Linear), experts: true, expert_count: Some(if tail_from.is_some() { 3 } else { 2 }), ..Needs::default() }
+            }
             LossSpec::Hrdc { .. } => Needs { aux: Some(AuxHead::Reweighting), ..Needs::default() },
             LossSpec::RideRouter { .. } => Needs { aux: Some(AuxHead::Router), experts: true, ..Needs::default() },
             LossSpec::MultiGranularity { .. } => Needs { aux: Some(AuxHead::Coarse), coarse_labels: true, ..Needs::default() },

@@ -86,7 +86,7 @@ fn tiny(method: &str, data: &Path) -> ExperimentConfig {
             LossSpec::Hrdc { levels, .. } => *levels = longtail_losses::LevelSplit::Rank { head: 1, medium: 2 },
             LossSpec::Ride { reweight_epoch: Some(e), .. } => *e = EPOCHS - 1,
             // the synthetic set's 4 classes: M from rank 1, T from 2
-            LossSpec::ResLt { medium_from, tail_from, .. } => (*medium_from, *tail_from) = (1, 2),
+            LossSpec::ResLt { medium_from, tail_from, .. } => (*medium_from, *tail_from) = (1, Some(2)),
             _ => {}
         }
     }

@@ -47,7 +47,7 @@ fn reslt_trains_resumes_exactly_and_refuses_bad_models() {
     let tmp = tempfile::tempdir().unwrap();
     write_data(&tmp.path().join("data"));
     // the synthetic set's 4 classes by count: M on ranks 1.., T on 2..
-    let s = stage("reslt", 4, LossSpec::ResLt { beta: 0.9, medium_from: 1, tail_from: 2 });
+    let s = stage("reslt", 4, LossSpec::ResLt { beta: 0.9, medium_from: 1, tail_from: Some(2) });
     let mut cfg = config(&tmp.path().join("data"), HeadConfig::Linear, vec![s]);
     cfg.model.experts = Some(ExpertsConfig::reslt());
     let whole = train(&cfg, &opts(&tmp.path().join("whole"))).unwrap();
@@ -84,7 +84,7 @@ fn reslt_trains_resumes_exactly_and_refuses_bad_models() {
     two.model.experts = Some(ExpertsConfig { count: 2, ..ExpertsConfig::reslt() });
     assert!(err(&two).contains("needs a model with 3 branches"), "{}", err(&two));
     let mut empty = cfg.clone();
-    empty.stages[0].loss = LossSpec::ResLt { beta: 0.9, medium_from: 1, tail_from: 4 };
+    empty.stages[0].loss = LossSpec::ResLt { beta: 0.9, medium_from: 1, tail_from: Some(4) };
     assert!(err(&empty).contains("a branch with no class"), "{}", err(&empty));
     let mut reduced = cfg.clone();
     reduced.model.experts = Some(ExpertsConfig { reduced_width: true, ..ExpertsConfig::reslt() });
@@ -150,13 +150,13 @@ fn reslt_configs_follow_the_authors_scripts() {
     use longtail_train::methods::default_config;
     use longtail_train::presets::Dataset;
     let loss = |d: Dataset, rho: f64| default_config("reslt", d, rho).unwrap().stages[0].loss.clone();
-    assert_eq!(loss(Dataset::Cifar100Lt, 100.0), LossSpec::ResLt { beta: 0.995, medium_from: 35, tail_from: 70 });
-    assert_eq!(loss(Dataset::Cifar100Lt, 50.0), LossSpec::ResLt { beta: 0.99, medium_from: 35, tail_from: 70 });
-    assert_eq!(loss(Dataset::Cifar100Lt, 10.0), LossSpec::ResLt { beta: 0.72, medium_from: 35, tail_from: 70 });
-    assert_eq!(loss(Dataset::Cifar10Lt, 100.0), LossSpec::ResLt { beta: 0.998, medium_from: 2, tail_from: 4 });
-    assert_eq!(loss(Dataset::Cifar10Lt, 10.0), LossSpec::ResLt { beta: 0.96, medium_from: 2, tail_from: 4 });
+    assert_eq!(loss(Dataset::Cifar100Lt, 100.0), LossSpec::ResLt { beta: 0.995, medium_from: 35, tail_from: Some(70) });
+    assert_eq!(loss(Dataset::Cifar100Lt, 50.0), LossSpec::ResLt { beta: 0.99, medium_from: 35, tail_from: Some(70) });
+    assert_eq!(loss(Dataset::Cifar100Lt, 10.0), LossSpec::ResLt { beta: 0.72, medium_from: 35, tail_from: Some(70) });
+    assert_eq!(loss(Dataset::Cifar10Lt, 100.0), LossSpec::ResLt { beta: 0.998, medium_from: 2, tail_from: Some(4) });
+    assert_eq!(loss(Dataset::Cifar10Lt, 10.0), LossSpec::ResLt { beta: 0.96, medium_from: 2, tail_from: Some(4) });
     // ImageNet-LT's script: M on the 825 rarest classes, T on the 220 rarest
-    assert_eq!(loss(Dataset::ImagenetLt, 1.0), LossSpec::ResLt { beta: 0.99, medium_from: 175, tail_from: 780 });
+    assert_eq!(loss(Dataset::ImagenetLt, 1.0), LossSpec::ResLt { beta: 0.99, medium_from: 175, tail_from: Some(780) });
     // sh/X50.sh: ResNeXt-50 with the convolution branches, gamma 0.7, 180 epochs, batch 256, wd
     // 5e-4, plain SGD; lr 0.1 (e + 1) / 5 for e < 5, then 0.05 (1 + cos((e - 4) / 176 pi))
     let inet = default_config("reslt", Dataset::ImagenetLt, 1.0).unwrap();
@@ -179,7 +179,8 @@ fn reslt_configs_follow_the_authors_scripts() {
         (inat.model.arch, inat.model.head.clone(), s.epochs, s.optimizer.weight_decay),
         (Arch::Resnet50, HeadConfig::TestTauNorm { tau: 0.3 }, 200, 1e-4)
     );
-    assert!(matches!(s.loss, LossSpec::ResLt { beta: 0.85, medium_from: 1542, .. }), "{:?}", s.loss);
+    assert_eq!(s.loss, LossSpec::ResLt { beta: 0.85, medium_from: 1542, tail_from: None });
+    assert_eq!(inat.model.experts, Some(ExpertsConfig { count: 2, ..ExpertsConfig::reslt_imagenet() }), "two branches, as the script reads");
     for (e, want) in [(0, 0.1), (100, 0.05), (150, 0.05 * (1.0 + (0.75 * pi).cos()))] {
         assert!((s.lr.rate(e, 200, 0, 100) - want).abs() < 1e-12, "iNaturalist epoch {e}");
     }
@@ -202,10 +203,11 @@ fn reslt_h2t_trains_the_branches_and_the_classifier_only() {
     use longtail_train::config::{H2tConfig, RunSource, Trainable};
     let tmp = tempfile::tempdir().unwrap();
     write_data(&tmp.path().join("data"));
-    let mut cfg = config(&tmp.path().join("data"), HeadConfig::Linear, vec![stage("reslt", 2, LossSpec::ResLt { beta: 0.9, medium_from: 1, tail_from: 2 })]);
+    let mut cfg =
+        config(&tmp.path().join("data"), HeadConfig::Linear, vec![stage("reslt", 2, LossSpec::ResLt { beta: 0.9, medium_from: 1, tail_from: Some(2) })]);
     cfg.model.experts = Some(ExpertsConfig::reslt());
     let first = train(&cfg, &opts(&tmp.path().join("reslt"))).unwrap();
-    let mut s2 = stage("reslt-h2t", 2, LossSpec::ResLt { beta: 0.3, medium_from: 1, tail_from: 2 });
+    let mut s2 = stage("reslt-h2t", 2, LossSpec::ResLt { beta: 0.3, medium_from: 1, tail_from: Some(2) });
     (s2.sampler, s2.train) = (SamplerSpec::ClassBalanced, Trainable::Classifier);
     s2.h2t = Some(H2tConfig { ratio: 0.4, fusing_sampler: SamplerSpec::Instance });
     let mut h2t = cfg.clone();

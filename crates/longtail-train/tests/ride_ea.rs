@@ -267,7 +267,7 @@ fn the_multi_branch_models_train_in_half_precision() {
     let base = |s| config(&tmp.path().join("data"), HeadConfig::Linear, vec![s]);
     let mut ride = base(stage("ride", 4, LossSpec::ride(-0.45, Some(3), 0.05)));
     (ride.model.experts, ride.model.head) = (Some(ExpertsConfig::default()), HeadConfig::Cosine);
-    let reslt_loss = LossSpec::ResLt { beta: 0.9, medium_from: 1, tail_from: 2 };
+    let reslt_loss = LossSpec::ResLt { beta: 0.9, medium_from: 1, tail_from: Some(2) };
     let mut reslt = base(stage("reslt", 4, reslt_loss.clone()));
     reslt.model.experts = Some(ExpertsConfig::reslt());
     let mut conv = base(stage("reslt-conv", 4, reslt_loss));
