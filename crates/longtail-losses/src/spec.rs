@@ -318,6 +318,11 @@ pub enum LossSpec {
     },
 }
 
+/// ResLT's branches: H, M and T, or H and M without a tail split.
+fn reslt_branches(tail_from: Option<usize>) -> usize {
+    if tail_from.is_some() { 3 } else { 2 }
+}
+
 fn ride_router_pos_weight() -> f64 {
     100.0
 }
@@ -377,13 +382,7 @@ impl LossSpec {
         match self {
             LossSpec::Ldam { scale, .. } | LossSpec::Gcl { scale, .. } | LossSpec::Ride { scale, .. } => *scale,
             // the model's logits are the branches' mean; the code's are their sum
-            LossSpec::ResLt { tail_from, .. } => {
-                if tail_from.is_some() {
-                    3.0
-                } else {
-                    2.0
-                }
-            }
+            LossSpec::ResLt { tail_from, .. } => reslt_branches(*tail_from) as f64,
             LossSpec::Kps { base_scale, .. } => *base_scale,
             // the routed logits are RIDE's cosine experts' (s = 30)
             LossSpec::RideRouter { .. } => 30.0,
@@ -400,7 +399,7 @@ impl LossSpec {
             LossSpec::Fbl { .. } => Needs { features: true, ..Needs::default() },
             LossSpec::Ride { .. } => Needs { logits: Some(Logits::Cosine), experts: true, ..Needs::default() },
             LossSpec::ResLt { tail_from, .. } => {
-                Needs { logits: Some(Logits::Linear), experts: true, expert_count: Some(if tail_from.is_some() { 3 } else { 2 }), ..Needs::default() }
+                Needs { logits: Some(Logits::Linear), experts: true, expert_count: Some(reslt_branches(*tail_from)), ..Needs::default() }
             }
             LossSpec::Hrdc { .. } => Needs { aux: Some(AuxHead::Reweighting), ..Needs::default() },
             LossSpec::RideRouter { .. } => Needs { aux: Some(AuxHead::Router), experts: true, ..Needs::default() },

@@ -187,11 +187,16 @@ pub struct ConvBranches {
     pub base: crate::two_branch::Trunk,
     pub conv: Conv2d,
     pub bn: BatchNorm,
-    pub branches: usize,
     pub relu_after_pool_at_test: bool,
 }
 
 impl ConvBranches {
+    /// The branches: the block's output width over its input width.
+    pub fn branches(&self) -> usize {
+        let [out, input, ..] = self.conv.weight.dims();
+        out / input
+    }
+
     /// The branch block before its ReLU.
     fn pre_relu(&self, map: Tensor<4>) -> Tensor<4> {
         self.bn.forward(self.conv.forward_autocast(map))
@@ -258,17 +263,11 @@ impl MultiExpert {
 
     /// ResLT's ImageNet branches (`finalBlock`) on a whole backbone's `channels`-wide last map:
     /// Kaiming-normal (fan-out) weights, the batch norm at 1 / 0 (the code's init loop).
-    pub fn conv_branches(
-        base: crate::two_branch::Trunk,
-        channels: usize,
-        config: &ExpertsConfig,
-        relu_after_pool_at_test: bool,
-        init: &mut Init,
-    ) -> Result<Self, ModelError> {
+    pub fn conv_branches(base: crate::two_branch::Trunk, channels: usize, config: &ExpertsConfig, init: &mut Init) -> Result<Self, ModelError> {
         config.validate()?;
         let conv = crate::layers::conv2d(init, crate::layers::ConvSpec::new(channels, channels * config.count, 1, 1), crate::init::Fan::Out);
         let bn = crate::layers::batch_norm(init, channels * config.count);
-        Ok(Self::Conv(ConvBranches { base, conv, bn, branches: config.count, relu_after_pool_at_test }))
+        Ok(Self::Conv(ConvBranches { base, conv, bn, relu_after_pool_at_test: config.relu_after_pool_at_test }))
     }
 
     pub fn num_experts(&self) -> usize {
@@ -276,7 +275,7 @@ impl MultiExpert {
             MultiExpert::Cifar(m) => m.experts.len(),
             MultiExpert::ResNet(m) => m.experts.len(),
             MultiExpert::BatchNorm(m) => m.branches.len(),
-            MultiExpert::Conv(m) => m.branches,
+            MultiExpert::Conv(m) => m.branches(),
         }
     }
 

@@ -598,6 +598,15 @@ impl Head {
         }
     }
 
+    /// `(feature width, classes)` of a linear-weight or cosine classifier.
+    pub fn classifier_dims(&self) -> Option<(usize, usize)> {
+        let [d, c] = match self {
+            Head::Cosine(h) => h.weight.dims(),
+            other => other.as_linear()?.weight.dims(),
+        };
+        Some((d, c))
+    }
+
     /// The linear layer of a linear head (the starting point of LWS and tau-norm).
     pub fn as_linear(&self) -> Option<&Linear> {
         match self {

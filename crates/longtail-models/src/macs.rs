@@ -89,10 +89,7 @@ fn bottleneck(blocks: &[Bottleneck], mut size: Size) -> (u64, Size) {
 
 /// A classifier on a pooled feature: its weight's size.
 fn head(h: &Head) -> u64 {
-    match h {
-        Head::Cosine(c) => c.weight.shape().num_elements() as u64,
-        other => other.as_linear().map_or(0, |l| l.weight.shape().num_elements() as u64),
-    }
+    h.classifier_dims().map_or(0, |(d, c)| (d * c) as u64)
 }
 
 fn router(r: &ExpertRouter, i: usize) -> u64 {

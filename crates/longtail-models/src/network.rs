@@ -264,8 +264,8 @@ impl ModelConfig {
             return Ok(Backbone::Experts(match (e.split, single) {
                 (ExpertSplit::BatchNorm, Backbone::ResNetCifar(b)) => MultiExpert::batch_norm(Trunk::Cifar(b), channels, e, init)?,
                 (ExpertSplit::BatchNorm, Backbone::ResNet(b)) => MultiExpert::batch_norm(Trunk::ResNet(b), channels, e, init)?,
-                (ExpertSplit::Conv, Backbone::ResNetCifar(b)) => MultiExpert::conv_branches(Trunk::Cifar(b), channels, e, e.relu_after_pool_at_test, init)?,
-                (ExpertSplit::Conv, Backbone::ResNet(b)) => MultiExpert::conv_branches(Trunk::ResNet(b), channels, e, e.relu_after_pool_at_test, init)?,
+                (ExpertSplit::Conv, Backbone::ResNetCifar(b)) => MultiExpert::conv_branches(Trunk::Cifar(b), channels, e, init)?,
+                (ExpertSplit::Conv, Backbone::ResNet(b)) => MultiExpert::conv_branches(Trunk::ResNet(b), channels, e, init)?,
                 (ExpertSplit::Stages, Backbone::ResNetCifar(b)) => MultiExpert::cifar(b, e, init)?,
                 (ExpertSplit::Stages, Backbone::ResNet(b)) => MultiExpert::resnet(b, &self.resnet_config().expect("a bottleneck arch"), e, init)?,
                 _ => return Err(ModelError::Config(format!("model.experts needs a CIFAR ResNet or a bottleneck ResNet, not {}", self.arch.name()))),
@@ -550,8 +550,8 @@ impl Network {
             active = keep.iter().map(|&i| active[i]).collect();
             let rows = indices(&active);
             let (f, z) = run(k, trunk.clone().select(0, rows.clone()));
+            out = out.select_assign(0, rows, z.clone(), IndexingUpdateOp::Add);
             (feature, sum) = (f, sum.select(0, indices(&keep)) + z);
-            out = out.clone().select_assign(0, rows.clone(), sum.clone() - out.select(0, rows), IndexingUpdateOp::Add);
             active.iter().for_each(|&i| used[i] += 1);
         }
         let counts = Tensor::<1>::from_data(TensorData::new(used.iter().map(|&u| u as f32).collect(), [n]), &device);
@@ -589,13 +589,8 @@ impl Network {
         if h.router.is_some() {
             return err("this model has an expert router already");
         }
-        let Some(first) = h.heads.first() else { return err("a multi-expert model without classifiers") };
-        let (d, classes) = match first {
-            Head::Cosine(c) => (c.weight.dims()[0], c.weight.dims()[1]),
-            other => match other.as_linear() {
-                Some(l) => (l.weight.dims()[0], l.weight.dims()[1]),
-                None => return err("an expert router (RIDE-EA) needs linear or cosine expert classifiers"),
-            },
+        let Some((d, classes)) = h.heads.first().and_then(Head::classifier_dims) else {
+            return err("an expert router (RIDE-EA) needs linear or cosine expert classifiers");
         };
         let router = config.init(&mut Init::new(seed, device), h.experts, d, classes)?;
         Ok(Network::Classifier(Classifier { backbone, head: Head::Experts(crate::heads::ExpertHeads { router: Some(router), ..h }) }))

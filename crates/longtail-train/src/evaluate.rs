@@ -25,15 +25,20 @@ pub fn predict(network: &Network, loader: &Loader, data: &Arc<Dataset>, device: 
         let b = upload(batch, device);
         let [_, _, h, w] = b.images.dims();
         let out = model.predict_with_experts(b.images);
-        let (logits, each) = (out.logits, out.each);
-        if let Some((decisions, _)) = out.routing {
-            record_routing(&mut p, &model, &each, decisions, (h, w));
-        }
-        if !each.is_empty() {
-            // every expert's argmax in one read-back: `[N, E]`, row-major
-            let picks = Tensor::stack::<3>(each, 1).argmax(2).into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
-            for (i, &q) in picks.iter().enumerate() {
-                p.experts[i % experts].push(q as usize);
+        let logits = out.logits;
+        if !out.each.is_empty() {
+            // every expert's argmax, and with routers every prefix ensemble's (the argmax of the
+            // running sum of experts 0..=k), in one read-back: `[N, E]` or `[N, 2E]`, row-major
+            let stacked = Tensor::stack::<3>(out.each, 1);
+            let columns = if out.routing.is_some() { Tensor::cat(vec![stacked.clone(), stacked.cumsum(1)], 1) } else { stacked };
+            let picks: Vec<usize> = columns.argmax(2).into_data().convert::<i64>().try_to_vec::<i64>().unwrap().into_iter().map(|q| q as usize).collect();
+            let width = if out.routing.is_some() { 2 * experts } else { experts };
+            for row in picks.chunks(width) {
+                row[..experts].iter().enumerate().for_each(|(k, &q)| p.experts[k].push(q));
+            }
+            if let Some((decisions, _)) = out.routing {
+                let prefix: Vec<usize> = picks.chunks(width).flat_map(|row| row[experts..].iter().copied()).collect();
+                record_routing(&mut p, &model, &prefix, decisions, (h, w));
             }
         }
         let probs = softmax(logits.mul_scalar(logit_scale), 1);
@@ -44,19 +49,18 @@ pub fn predict(network: &Network, loader: &Loader, data: &Arc<Dataset>, device: 
     Ok(p)
 }
 
-/// Appends a batch's prefix-ensemble predictions and router probabilities to `p.routing`.
-fn record_routing(p: &mut Predictions, model: &Network, each: &[Tensor<2>], decisions: Tensor<2>, size: (usize, usize)) {
-    let experts = each.len();
+/// Appends a batch's prefix-ensemble predictions (`[N, E]`, row-major) and router probabilities
+/// to `p.routing`.
+fn record_routing(p: &mut Predictions, model: &Network, prefix: &[usize], decisions: Tensor<2>, size: (usize, usize)) {
+    let experts = decisions.dims()[1] + 1;
     let r = p.routing.get_or_insert_with(|| RoutingPredictions {
         prefix: vec![Vec::new(); experts],
         probs: vec![Vec::new(); experts - 1],
         threshold: model.router_threshold().unwrap_or(0.5),
         macs: model.expert_macs(size),
     });
-    // `[N, E]` row-major: the argmax of the running sum of experts 0..=k
-    let prefix = Tensor::stack::<3>(each.to_vec(), 1).cumsum(1).argmax(2).into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
     for (i, &q) in prefix.iter().enumerate() {
-        r.prefix[i % experts].push(q as usize);
+        r.prefix[i % experts].push(q);
     }
     let probs = sigmoid(decisions).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     for (i, &q) in probs.iter().enumerate() {

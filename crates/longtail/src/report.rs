@@ -372,15 +372,9 @@ fn markdown(r: &FinalReport, history: &[EpochRecord], images: &[(&str, &PathBuf)
         let _ = writeln!(s, "| {} | {} | {:.2}% |", c.name, c.train_count, c.accuracy);
     }
     if let Some(g) = &r.metrics.routing {
-        let _ = writeln!(
-            s,
-            "\n## Computation versus accuracy (expert routers)\n\n| router threshold | accuracy | experts per sample | GMACs per image |\n|---|---|---|---|"
-        );
-        let all = std::iter::once(&g.all_experts).chain(&g.curve);
-        for p in all {
-            let t = if p.threshold == 0.0 { "every expert".to_string() } else { format!("{:.1}", p.threshold) };
-            let gmacs = p.gmacs.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
-            let _ = writeln!(s, "| {t} | {:.2}% | {:.3} | {gmacs} |", p.accuracy, p.mean_experts);
+        let _ = writeln!(s, "\n## {ROUTING_TITLE}\n\n| {} |\n|---|---|---|---|", ROUTING_COLUMNS.join(" | "));
+        for row in routing_rows(g) {
+            let _ = writeln!(s, "| {} |", row.join(" | "));
         }
     }
     for (title, path) in images {
@@ -410,6 +404,21 @@ fn markdown(r: &FinalReport, history: &[EpochRecord], images: &[(&str, &PathBuf)
     s
 }
 
+const ROUTING_TITLE: &str = "Computation versus accuracy (expert routers)";
+const ROUTING_COLUMNS: [&str; 4] = ["router threshold", "accuracy", "experts per sample", "GMACs per image"];
+
+/// The routed model's computation-versus-accuracy rows: every expert, then thresholds 0.1 to 0.9.
+fn routing_rows(g: &longtail_train::metrics::RoutingResult) -> Vec<[String; 4]> {
+    std::iter::once(&g.all_experts)
+        .chain(&g.curve)
+        .map(|p| {
+            let t = if p.threshold == 0.0 { "every expert".to_string() } else { format!("{:.1}", p.threshold) };
+            let gmacs = p.gmacs.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+            [t, format!("{:.2}%", p.accuracy), format!("{:.3}", p.mean_experts), gmacs]
+        })
+        .collect()
+}
+
 fn escape(t: &str) -> String {
     t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -431,16 +440,11 @@ fn html(r: &FinalReport, _md: &str, images: &[(&str, &PathBuf)]) -> String {
     }
     s.push_str("</table>");
     if let Some(g) = &r.metrics.routing {
-        let _ = writeln!(
-            s,
-            "\n## Computation versus accuracy (expert routers)\n\n| router threshold | accuracy | experts per sample | GMACs per image |\n|---|---|---|---|"
-        );
-        let all = std::iter::once(&g.all_experts).chain(&g.curve);
-        for p in all {
-            let t = if p.threshold == 0.0 { "every expert".to_string() } else { format!("{:.1}", p.threshold) };
-            let gmacs = p.gmacs.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
-            let _ = writeln!(s, "| {t} | {:.2}% | {:.3} | {gmacs} |", p.accuracy, p.mean_experts);
+        let _ = write!(s, "<h2>{ROUTING_TITLE}</h2><table><tr><th>{}</th></tr>", ROUTING_COLUMNS.join("</th><th>"));
+        for row in routing_rows(g) {
+            let _ = write!(s, "<tr><td>{}</td></tr>", row.join("</td><td>"));
         }
+        s.push_str("</table>");
     }
     for (title, path) in images {
         let svg = rel(path).replace(".png", ".svg");
